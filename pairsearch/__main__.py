@@ -1,0 +1,3 @@
+from pairsearch.cli import main
+
+raise SystemExit(main())

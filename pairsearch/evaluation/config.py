@@ -1,0 +1,133 @@
+"""What one evaluation trains: a model with its options and the training options.
+
+``Config`` is the unit every layer passes around: the evaluator trains it,
+searches propose it, the store keys results by it. Its flat form
+(``config.flat()``) is the dictionary a user writes with ``--set`` or in a
+search space: ``{"model": "siamese_aux", "lr": 0.001, "lambda": 0.7, ...}``.
+"""
+
+from __future__ import annotations
+
+import typing
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Mapping
+
+from pairsearch.errors import PairsearchError
+from pairsearch.evaluation.losses import LossName
+from pairsearch.evaluation.optimizers import OptimizerName
+from pairsearch.models import model_entry, resolve_options
+from pairsearch.options import Option, option_from_annotation
+
+# ``lambda`` is a Python keyword: the dataclass field is ``lambda_``, the user writes ``lambda``.
+_KEY_ALIASES = {"lambda_": "lambda"}
+_FIELD_NAMES = {v: k for k, v in _KEY_ALIASES.items()}
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Training options shared by every model.
+
+    Attributes:
+        comparison_loss: Loss on the pair output (see ``evaluation.losses``).
+        digit_loss: Loss on each digit head (ignored by models without digit heads).
+        lambda_: Weight of the digit losses (and of cnn_aux1's intermediate pair loss):
+            total = comparison + lambda × (digit_a + digit_b).
+        optimizer: sgd, adam, adagrad or adamw, with torch's defaults otherwise.
+        lr: Learning rate.
+        batch_size: Mini-batch size.
+        epochs: Passes over the training pairs.
+    """
+
+    comparison_loss: LossName = "ce"
+    digit_loss: LossName = "ce"
+    lambda_: float = 1.0
+    optimizer: OptimizerName = "adam"
+    lr: float = 1e-3
+    batch_size: int = 100
+    epochs: int = 25
+
+
+_TRAIN_BOUNDS: dict[str, dict[str, Any]] = {
+    "lambda": {"low": 0.0},
+    "lr": {"low": 0.0, "low_open": True},
+    "batch_size": {"low": 1},
+    "epochs": {"low": 1},
+}
+
+
+def train_options() -> dict[str, Option]:
+    """Typed options of ``TrainConfig``, keyed as the user writes them."""
+    hints = typing.get_type_hints(TrainConfig)
+    options = {}
+    for f in fields(TrainConfig):
+        key = _KEY_ALIASES.get(f.name, f.name)
+        options[key] = option_from_annotation(key, hints[f.name], f.default, _TRAIN_BOUNDS)
+    return options
+
+
+@dataclass(frozen=True)
+class Config:
+    """A model, its options and the training options: everything one evaluation trains.
+
+    Attributes:
+        model: Registered model name.
+        model_options: Every option of the model, defaults filled in.
+        train: Training options.
+    """
+
+    model: str
+    model_options: Mapping[str, Any] = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def digit_heads(self) -> bool:
+        """Whether the model has digit heads (and so uses ``digit_loss``)."""
+        return model_entry(self.model).digit_heads
+
+    def flat(self) -> dict[str, Any]:
+        """``{"model": ..., **model options, **training options}`` with user-facing keys."""
+        train = {_KEY_ALIASES.get(k, k): v for k, v in asdict(self.train).items()}
+        options = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_options.items()}
+        return {"model": self.model, **options, **train}
+
+    @classmethod
+    def from_settings(cls, model: str, settings: Mapping[str, Any] | None = None) -> "Config":
+        """Build and check a configuration from ``key=value`` settings.
+
+        Args:
+            model: Registered model name.
+            settings: Model options and training options, as strings or typed values.
+
+        Returns:
+            The checked configuration, every default filled in.
+
+        Raises:
+            PairsearchError: On an unknown model, an unknown key or a bad value; the
+                message names the key and the value.
+        """
+        settings = dict(settings or {})
+        entry = model_entry(model)
+        train_opts = train_options()
+        unknown = sorted(set(settings) - set(train_opts) - set(entry.options))
+        if unknown:
+            valid = list(entry.options) + list(train_opts)
+            raise PairsearchError(f"unknown option {unknown[0]!r} for model {model!r}; valid: "
+                                  f"{', '.join(valid)}")
+        model_settings = {k: v for k, v in settings.items() if k in entry.options}
+        train_values = {}
+        for key, option in train_opts.items():
+            value = option.parse(settings[key]) if key in settings else option.default
+            train_values[_FIELD_NAMES.get(key, key)] = value
+        return cls(model, resolve_options(model, model_settings), TrainConfig(**train_values))
+
+    @classmethod
+    def from_flat(cls, flat: Mapping[str, Any]) -> "Config":
+        """Inverse of ``flat()``.
+
+        Raises:
+            PairsearchError: If ``model`` is missing, or on any bad key or value.
+        """
+        if "model" not in flat:
+            raise PairsearchError("configuration has no 'model'")
+        rest = {k: v for k, v in flat.items() if k != "model"}
+        return cls.from_settings(str(flat["model"]), rest)

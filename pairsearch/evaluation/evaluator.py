@@ -1,0 +1,279 @@
+"""The evaluator: a pure function from (config, pairs, protocol, seed, device) to scores.
+
+Like scikit-learn's ``cross_validate`` it knows nothing of searches or
+storage: a search calls ``evaluate`` and stores what it returns.
+
+Protocols:
+
+- ``cv``: stratified K-fold cross-validation on the training pairs, repeated R
+  times with different fold splits and seeds; the test pairs are never touched.
+- ``test``: R trainings on all training pairs, each scored on the test pairs
+  (the reports' "N runs" protocol).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal, Optional
+
+import numpy as np
+import torch
+from sklearn.model_selection import StratifiedKFold
+
+from pairsearch.data import PairData, PairSet
+from pairsearch.errors import PairsearchError
+from pairsearch.evaluation.config import Config
+from pairsearch.evaluation.training import (
+    accuracy_of,
+    mean_or_none,
+    score_model,
+    train_model,
+)
+from pairsearch.models import count_parameters, create_model
+
+EpochCallback = Callable[[int, int, float], None]
+"""Called as ``callback(run_index, epoch, validation_accuracy)`` after each epoch."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a configuration is scored.
+
+    Attributes:
+        kind: ``"cv"`` (K-fold on the training pairs) or ``"test"`` (train on all, score test).
+        folds: K, for ``cv``.
+        repeats: R: fold splits (``cv``) or trainings (``test``) with different seeds.
+
+    Raises:
+        PairsearchError: If ``kind`` is unknown, ``folds`` < 2 or ``repeats`` < 1.
+    """
+
+    kind: Literal["cv", "test"] = "cv"
+    folds: int = 5
+    repeats: int = 1
+
+    def __post_init__(self) -> None:
+        if self.kind not in ("cv", "test"):
+            raise PairsearchError(f"unknown protocol {self.kind!r}; valid: cv, test")
+        if self.kind == "cv" and self.folds < 2:
+            raise PairsearchError(f"bad value {self.folds} for folds: K-fold needs K >= 2")
+        if self.repeats < 1:
+            raise PairsearchError(f"bad value {self.repeats} for repeats: needs at least 1")
+
+    def describe(self) -> str:
+        """E.g. ``"5-fold CV x 1"`` or ``"test x 10"``."""
+        if self.kind == "cv":
+            return f"{self.folds}-fold CV x {self.repeats}"
+        return f"test x {self.repeats}"
+
+
+@dataclass(frozen=True)
+class RunScore:
+    """One training of the configuration and its scores on held-out pairs.
+
+    Attributes:
+        repeat: Repeat index.
+        fold: Fold index (``None`` under the test protocol).
+        seed: Seed of this run's initialisation and shuffles.
+        accuracy: Pair accuracy on the held-out pairs.
+        f1: F1 of the "a ≤ b" class.
+        digit_accuracy: Digit accuracy, ``None`` without digit heads.
+        final_loss: Mean training loss of the last epoch.
+        train_seconds: Wall time of the training.
+    """
+
+    repeat: int
+    fold: Optional[int]
+    seed: int
+    accuracy: float
+    f1: float
+    digit_accuracy: Optional[float]
+    final_loss: float
+    train_seconds: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """All runs of one configuration under one protocol.
+
+    Attributes:
+        config: What was trained.
+        protocol: How it was scored.
+        seed: The evaluation's seed.
+        device: Device it ran on.
+        data: Description of the digit source and pair counts.
+        params: Trainable parameters.
+        runs: Completed runs.
+        failed: Why the evaluation failed (a diverging run), else ``None``.
+    """
+
+    config: Config
+    protocol: Protocol
+    seed: int
+    device: str
+    data: str
+    params: int
+    runs: tuple[RunScore, ...] = field(default_factory=tuple)
+    failed: Optional[str] = None
+
+    @property
+    def accuracies(self) -> list[float]:
+        """Pair accuracy of each run."""
+        return [r.accuracy for r in self.runs]
+
+    @property
+    def accuracy_mean(self) -> float:
+        """Mean pair accuracy over runs (NaN if none completed)."""
+        return float(np.mean(self.accuracies)) if self.runs else float("nan")
+
+    @property
+    def accuracy_std(self) -> float:
+        """Sample standard deviation of the accuracies (0 for one run)."""
+        return float(np.std(self.accuracies, ddof=1)) if len(self.runs) > 1 else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-ready dictionary of the aggregate and per-run scores."""
+        runs = self.runs
+        return {
+            "accuracy_mean": self.accuracy_mean if runs else None,
+            "accuracy_std": self.accuracy_std if runs else None,
+            "accuracies": self.accuracies,
+            "f1_mean": float(np.mean([r.f1 for r in runs])) if runs else None,
+            "digit_accuracy_mean": mean_or_none([r.digit_accuracy for r in runs]),
+            "final_loss_mean": float(np.mean([r.final_loss for r in runs])) if runs else None,
+            "params": self.params,
+            "train_seconds": float(sum(r.train_seconds for r in runs)),
+            "train_seconds_per_run": float(np.mean([r.train_seconds for r in runs]))
+            if runs else None,
+            "failed": self.failed,
+            "device": self.device,
+            "data": self.data,
+            "protocol": {"kind": self.protocol.kind, "folds": self.protocol.folds,
+                         "repeats": self.protocol.repeats},
+            "seed": self.seed,
+            "config": self.config.flat(),
+            "runs": [r.__dict__ for r in runs],
+        }
+
+
+def resolve_device(name: str) -> torch.device:
+    """``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Raises:
+        PairsearchError: On an unknown name, or ``cuda`` without a usable GPU.
+    """
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise PairsearchError(f"--device {name}: no CUDA GPU is available on this machine")
+        try:
+            device = torch.device(name)
+        except RuntimeError:
+            raise PairsearchError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N") \
+                from None
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise PairsearchError(f"--device {name}: only {torch.cuda.device_count()} GPU(s)")
+        return device
+    raise PairsearchError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
+
+
+def run_seed(seed: int, repeat: int, fold: Optional[int]) -> int:
+    """A stable 31-bit seed for one run (``fold`` None: the test protocol), from the seed."""
+    stream = 1 if fold is None else 2 + fold
+    return int(np.random.SeedSequence([seed, repeat, stream]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def split_seed(seed: int, repeat: int) -> int:
+    """The seed of repeat ``repeat``'s fold split."""
+    return int(np.random.SeedSequence([seed, repeat, 0]).generate_state(1)[0] & 0x7FFFFFFF)
+
+
+def stratified_folds(targets: torch.Tensor, folds: int, seed: int
+                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Disjoint (train, validation) index pairs, each fold with the targets' class balance.
+
+    Raises:
+        PairsearchError: If a target class has fewer pairs than ``folds``.
+    """
+    labels = targets.cpu().numpy()
+    smallest = int(np.bincount(labels, minlength=2).min())
+    if folds > smallest:
+        raise PairsearchError(f"cannot make {folds} stratified folds: the rarer target class "
+                              f"has only {smallest} training pairs")
+    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return [(torch.from_numpy(train), torch.from_numpy(valid))
+            for train, valid in splitter.split(np.zeros(len(labels)), labels)]
+
+
+def _splits(data: PairData, protocol: Protocol, seed: int
+            ) -> list[tuple[int, Optional[int], PairSet, PairSet]]:
+    """(repeat, fold, training pairs, held-out pairs) for every run of the protocol."""
+    if protocol.kind == "test":
+        return [(r, None, data.train, data.test) for r in range(protocol.repeats)]
+    runs = []
+    for repeat in range(protocol.repeats):
+        for fold, (train, valid) in enumerate(
+                stratified_folds(data.train.targets, protocol.folds, split_seed(seed, repeat))):
+            device = data.train.inputs.device
+            runs.append((repeat, fold, data.train.subset(train.to(device)),
+                         data.train.subset(valid.to(device))))
+    return runs
+
+
+def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), seed: int = 0,
+             device: str | torch.device = "cpu",
+             epoch_callback: EpochCallback | None = None) -> Evaluation:
+    """Train and score ``config`` under ``protocol``.
+
+    Args:
+        config: The model and training options.
+        data: Train and test pairs (moved to ``device`` here).
+        protocol: ``cv`` (K folds x R repeats on the training pairs) or ``test``.
+        seed: Seed of fold splits, initialisations and shuffles.
+        device: Where to train (``resolve_device`` turns a name into a device).
+        epoch_callback: Called after each epoch with the run index, epoch and
+            validation accuracy (for pruning); costs one scoring pass per epoch.
+
+    Returns:
+        Per-run and aggregate scores; a diverging run stops the evaluation and is
+        reported in ``failed``.
+
+    Raises:
+        PairsearchError: If the folds cannot be made.
+    """
+    device = resolve_device(device) if isinstance(device, str) else device
+    data = data.to(device)
+    splits = _splits(data, protocol, seed)
+    n_pairs = f"{len(data.train)} train / {len(data.test)} test pairs"
+    runs: list[RunScore] = []
+    params = 0
+    failed = None
+    for index, (repeat, fold, train_pairs, held_out) in enumerate(splits):
+        this_seed = run_seed(seed, repeat, fold)
+        torch.manual_seed(this_seed)  # initialisation and dropout
+        generator = torch.Generator(device=device).manual_seed(this_seed)
+        model = create_model(config.model, **config.model_options).to(device)
+        params = count_parameters(model)
+
+        after_epoch = None
+        if epoch_callback is not None:
+            def after_epoch(epoch: int, index: int = index, model=model, held=held_out) -> None:
+                epoch_callback(index, epoch, accuracy_of(model, held))
+
+        started = time.perf_counter()
+        outcome = train_model(model, train_pairs, config.train, generator, after_epoch)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        seconds = time.perf_counter() - started
+        if outcome.failed:
+            failed = f"run {index + 1} diverged: {outcome.failed}"
+            break
+        scores = score_model(model, held_out)
+        runs.append(RunScore(repeat, fold, this_seed, scores.accuracy, scores.f1,
+                             scores.digit_accuracy, outcome.final_loss, seconds))
+    return Evaluation(config, protocol, seed, str(device), f"{data.source}; {n_pairs}", params,
+                      tuple(runs), failed)

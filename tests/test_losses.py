@@ -1,0 +1,48 @@
+"""Each loss name is a distinct, documented function of the logits."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+
+from pairsearch.evaluation import LOSSES
+
+Z = torch.tensor([[2.0, -1.0, 0.5], [0.1, 0.2, 3.0]])
+T = torch.tensor([0, 1])
+
+
+def test_values_match_their_definitions():
+    p = Z.softmax(1)
+    onehot = torch.nn.functional.one_hot(T, 3).float()
+    expected = {
+        "ce": -(Z.log_softmax(1)[[0, 1], T]).mean(),
+        "nll": -(Z[[0, 1], T]).mean(),
+        "mse": ((p - onehot) ** 2).mean(),
+        "l1": (p - onehot).abs().mean(),
+    }
+    assert set(LOSSES) == set(expected)
+    for name, value in expected.items():
+        assert torch.allclose(LOSSES[name](Z, T), value), name
+
+
+def test_no_two_names_compute_the_same_thing():
+    torch.manual_seed(0)
+    z = torch.randn(16, 10, requires_grad=True)
+    t = torch.randint(0, 10, (16,))
+    grads = {}
+    for name, loss in LOSSES.items():
+        (grad,) = torch.autograd.grad(loss(z, t), z)
+        grads[name] = grad.flatten()
+    for a, b in itertools.combinations(LOSSES, 2):
+        cosine = torch.nn.functional.cosine_similarity(grads[a], grads[b], dim=0)
+        assert cosine < 0.999, f"{a} and {b} train the same way"
+
+
+@pytest.mark.parametrize("name", sorted(LOSSES))
+def test_loss_decreases_when_target_logit_grows(name):
+    z = Z.clone()
+    before = LOSSES[name](z, T)
+    z[[0, 1], T] += 1.0
+    assert LOSSES[name](z, T) < before
