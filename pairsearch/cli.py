@@ -108,7 +108,70 @@ def build_parser() -> argparse.ArgumentParser:
                     help="test protocol: train on all training pairs, score the test pairs")
     _add_data_arguments(ev)
     ev.add_argument("--json", action="store_true", help="print one JSON object")
+
+    _add_search_commands(commands)
     return parser
+
+
+def _add_storage_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--storage", default="sqlite:///studies.db", metavar="URL",
+                        help="Optuna storage URL (default sqlite:///studies.db)")
+
+
+def _add_search_commands(commands) -> None:
+    def search_parser(name: str, text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=text, description=text)
+        sub.add_argument("--space", default=None, metavar="FILE",
+                         help="search space: a TOML file or a shipped name (default report002)")
+        sub.add_argument("--study", default=None, metavar="NAME",
+                         help="study to create or continue (default SPACE-STRATEGY)")
+        _add_storage_argument(sub)
+        sub.add_argument("--folds", type=int, default=3, metavar="K",
+                         help="K of the K-fold on the training pairs (default 3)")
+        sub.add_argument("--epochs", type=_positive_int("--epochs"), default=None, metavar="E",
+                         help="training epochs (default: the space's, else 25)")
+        _add_data_arguments(sub)
+        sub.add_argument("--no-progress", action="store_true", help="no progress bar")
+        return sub
+
+    search_parser("grid", "evaluate every cell of the space once")
+    tpe = search_parser("tpe", "Optuna TPE with a median pruner on per-epoch accuracy")
+    tpe.add_argument("--trials", type=_positive_int("--trials"), required=True, metavar="N",
+                     help="finished trials the study should hold")
+    ga = search_parser("genetic", "report 002's genetic algorithm with a diversity bonus (DEAP)")
+    ga.add_argument("--pop", type=int, default=10, help="population size (default 10)")
+    ga.add_argument("--gens", type=int, default=30, help="generations (default 30)")
+    ga.add_argument("--survivors", type=float, default=0.6,
+                    help="fraction kept each generation, in (0, 1] (default 0.6)")
+    ga.add_argument("--diversity", type=float, default=0.75,
+                    help="weight of the individuality bonus (default 0.75, report 002)")
+    ga.add_argument("--individuality", default="raw", choices=["raw", "normalised"],
+                    help="report 002's formula (raw) or divided by its maximum (normalised)")
+    ga.add_argument("--mutation", type=float, default=0.1,
+                    help="probability that a child's gene is redrawn (default 0.1)")
+
+    show = commands.add_parser("show", help="table of a study's best trials")
+    show.add_argument("--study", required=True, metavar="NAME")
+    _add_storage_argument(show)
+    show.add_argument("--top", type=_positive_int("--top"), default=10, metavar="N")
+    show.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
+
+    studies = commands.add_parser("studies", help="list the studies in a storage")
+    _add_storage_argument(studies)
+
+    retest = commands.add_parser("retest", help="re-run a study's best configurations with "
+                                                "K=10 and the test protocol (report 002)")
+    retest.add_argument("--study", required=True, metavar="NAME")
+    _add_storage_argument(retest)
+    retest.add_argument("--top", type=_positive_int("--top"), default=3, metavar="N")
+    retest.add_argument("--folds", type=int, default=10, metavar="K")
+    retest.add_argument("--repeats", type=_positive_int("--repeats"), default=10, metavar="R")
+    retest.add_argument("--device", default="auto")
+
+    dash = commands.add_parser("dashboard", help="start optuna-dashboard on the storage")
+    _add_storage_argument(dash)
+    dash.add_argument("--host", default="127.0.0.1")
+    dash.add_argument("--port", type=int, default=8080)
 
 
 def _cmd_models(args: argparse.Namespace) -> int:
@@ -194,7 +257,119 @@ def _print_evaluation(report: dict[str, Any]) -> None:
         print(f"FAILED: {report['failed']}")
 
 
-_COMMANDS = {"models": _cmd_models, "evaluate": _cmd_evaluate}
+def _search_setup(args: argparse.Namespace, strategy: str):
+    import optuna
+
+    from pairsearch.search.runner import SearchSettings
+    from pairsearch.search.space import load_space
+    from pairsearch.search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space = load_space(args.space)
+    settings = SearchSettings(folds=args.folds, epochs=args.epochs, seed=args.seed,
+                              data=args.data, device=args.device, train_pairs=args.train_pairs,
+                              test_pairs=args.test_pairs)
+    storage = open_storage(args.storage)
+    return space, settings, storage, args.study or f"{space.name}-{strategy}"
+
+
+def _print_summary(summary, storage_url: str) -> None:
+    best = "-" if summary.best_value is None else f"{summary.best_value:.4f}"
+    print(f"study {summary.study}: {summary.trials} finished trials; this run evaluated "
+          f"{summary.evaluated}, reused {summary.reused} stored results, {summary.failed} failed")
+    print(f"best mean CV accuracy {best} with {summary.best_params}")
+    print(f"see: pairsearch show --study {summary.study} --storage {storage_url}")
+
+
+def _cmd_grid(args: argparse.Namespace) -> int:
+    from pairsearch.search.strategies import run_grid
+
+    space, settings, storage, name = _search_setup(args, "grid")
+    summary = run_grid(space, settings, storage, name, progress=not args.no_progress)
+    _print_summary(summary, args.storage)
+    return 0
+
+
+def _cmd_tpe(args: argparse.Namespace) -> int:
+    from pairsearch.search.strategies import run_tpe
+
+    space, settings, storage, name = _search_setup(args, "tpe")
+    summary = run_tpe(space, settings, storage, name, args.trials,
+                      progress=not args.no_progress)
+    _print_summary(summary, args.storage)
+    return 0
+
+
+def _cmd_genetic(args: argparse.Namespace) -> int:
+    from pairsearch.search.genetic import GeneticSettings, run_genetic
+
+    genetic = GeneticSettings(args.pop, args.gens, args.survivors, args.diversity,
+                              args.individuality, args.mutation)
+    space, settings, storage, name = _search_setup(args, "genetic")
+    summary = run_genetic(space, settings, genetic, storage, name,
+                          progress=not args.no_progress)
+    _print_summary(summary, args.storage)
+    return 0
+
+
+def _cmd_show(args: argparse.Namespace) -> int:
+    from pairsearch.search.results import best_trials_table
+    from pairsearch.search.storage import load_existing, open_storage
+
+    table = best_trials_table(load_existing(open_storage(args.storage, create=False), args.study),
+                              args.top)
+    if table.empty:
+        print(f"study {args.study} has no complete trial yet")
+        return 0
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    if args.csv:
+        try:
+            table.to_csv(args.csv, index=False)
+        except OSError as error:
+            raise PairsearchError(f"cannot write {args.csv}: {error.strerror}") from None
+    return 0
+
+
+def _cmd_studies(args: argparse.Namespace) -> int:
+    from pairsearch.search.results import studies_table
+    from pairsearch.search.storage import open_storage
+
+    table = studies_table(open_storage(args.storage, create=False))
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}") if not table.empty
+          else f"no studies in {args.storage}")
+    return 0
+
+
+def _cmd_retest(args: argparse.Namespace) -> int:
+    import optuna
+
+    from pairsearch.search.results import retest
+    from pairsearch.search.storage import open_storage
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if args.folds < 2:
+        raise PairsearchError(f"bad value {args.folds} for --folds: K-fold needs K >= 2")
+    table = retest(open_storage(args.storage, create=False), args.study, args.top, args.folds,
+                   args.repeats, args.device)
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+    print(f"stored in study {args.study}-retest")
+    return 0
+
+
+def _cmd_dashboard(args: argparse.Namespace) -> int:
+    from optuna_dashboard import run_server
+
+    from pairsearch.search.storage import open_storage
+
+    storage = open_storage(args.storage, create=False)
+    print(f"optuna-dashboard on http://{args.host}:{args.port} for {args.storage} (Ctrl-C stops)")
+    run_server(storage, host=args.host, port=args.port)
+    return 0
+
+
+_COMMANDS = {"models": _cmd_models, "evaluate": _cmd_evaluate, "grid": _cmd_grid,
+             "tpe": _cmd_tpe, "genetic": _cmd_genetic, "show": _cmd_show,
+             "studies": _cmd_studies, "retest": _cmd_retest, "dashboard": _cmd_dashboard}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -8,6 +8,7 @@ search space: ``{"model": "siamese_aux", "lr": 0.001, "lambda": 0.7, ...}``.
 
 from __future__ import annotations
 
+import json
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
@@ -83,6 +84,25 @@ class Config:
     def digit_heads(self) -> bool:
         """Whether the model has digit heads (and so uses ``digit_loss``)."""
         return model_entry(self.model).digit_heads
+
+    def effective(self) -> dict[str, Any]:
+        """``flat()`` without the training options this model ignores.
+
+        ``digit_loss`` only matters with digit heads, ``lambda`` with digit heads or
+        an intermediate pair output: two configurations with equal ``effective()``
+        train the same network the same way.
+        """
+        entry = model_entry(self.model)
+        flat = self.flat()
+        if not entry.digit_heads:
+            flat.pop("digit_loss")
+            if not entry.pair_aux:
+                flat.pop("lambda")
+        return flat
+
+    def key(self) -> str:
+        """A canonical string of ``effective()``: equal keys, equal trainings."""
+        return json.dumps(self.effective(), sort_keys=True)
 
     def flat(self) -> dict[str, Any]:
         """``{"model": ..., **model options, **training options}`` with user-facing keys."""

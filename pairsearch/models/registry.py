@@ -35,6 +35,7 @@ class ModelEntry:
         options: Typed options with defaults, in declaration order.
         digit_heads: Whether the model predicts each digit's class.
         summary: First line of the builder's docstring.
+        pair_aux: Whether the model has an intermediate pair output (weighted by ``lambda``).
     """
 
     name: str
@@ -42,18 +43,20 @@ class ModelEntry:
     options: dict[str, Option]
     digit_heads: bool
     summary: str
+    pair_aux: bool = False
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(digit_heads: bool, name: str | None = None
+def register_model(digit_heads: bool, name: str | None = None, pair_aux: bool = False
                    ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a builder under ``name`` (default: the function's name).
 
     Args:
         digit_heads: Whether the built model returns digit logits.
         name: Registry name, when it differs from the function's name.
+        pair_aux: Whether the model returns an intermediate pair output.
     """
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
@@ -62,7 +65,7 @@ def register_model(digit_heads: bool, name: str | None = None
             raise ValueError(f"model {key!r} is already registered")
         summary = (builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else ""
         _REGISTRY[key] = ModelEntry(key, builder, options_of(builder, _BOUNDS), digit_heads,
-                                    summary)
+                                    summary, pair_aux)
         return builder
 
     return decorate

