@@ -156,15 +156,18 @@ def _head_features(out_a: torch.Tensor, out_b: torch.Tensor, probs: bool) -> tor
     return torch.cat([out_a, out_b], dim=1)
 
 
+def _branch_factory(branch: str, channels: tuple[int, ...], hidden: tuple[int, ...], act: str,
+                    batchnorm: bool, dropout: float):
+    """A function making one fresh digit branch (called twice for unshared branches)."""
+    if branch == "cnn":
+        return lambda: cnn_branch(channels, hidden[0], act, batchnorm, dropout)
+    return lambda: mlp_branch(hidden, act, batchnorm, dropout)
+
+
 def _two_branch(shared: bool, digit_heads: bool, branch: str, channels: tuple[int, ...],
                 hidden: tuple[int, ...], head_hidden: int, act: str, batchnorm: bool,
                 dropout: float, head_input: str) -> TwoBranchNet:
-    if branch == "cnn":
-        def make():
-            return cnn_branch(channels, hidden[0], act, batchnorm, dropout)
-    else:
-        def make():
-            return mlp_branch(hidden, act, batchnorm, dropout)
+    make = _branch_factory(branch, channels, hidden, act, batchnorm, dropout)
     return TwoBranchNet(make, shared, digit_heads, head_hidden, act, head_input)
 
 
@@ -265,13 +268,8 @@ def naive(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
 
     No comparison layer is learned; ``shared=true`` makes it one classifier.
     """
-    if branch == "cnn":
-        def make():
-            return cnn_branch(channels, hidden[0], activation, batchnorm, dropout)
-    else:
-        def make():
-            return mlp_branch(hidden, activation, batchnorm, dropout)
-    return NaiveNet(make, shared)
+    return NaiveNet(_branch_factory(branch, channels, hidden, activation, batchnorm, dropout),
+                    shared)
 
 
 # --------------------------------------------------------------------------------------------

@@ -29,7 +29,7 @@ from typing import Any, Iterator, Mapping
 
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import Config, train_options
-from pairsearch.models import list_models, model_entry
+from pairsearch.models import model_entry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -201,7 +201,3 @@ def load_space(spec: str | None) -> SearchSpace:
         raise PairsearchError(f"search space {spec} is not valid TOML: {error}") from None
     return space_from_dict(name, document)
 
-
-def available_models() -> list[str]:
-    """All registered model names (for messages)."""
-    return list_models()
