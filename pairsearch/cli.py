@@ -135,10 +135,17 @@ def _add_search_commands(commands) -> None:
         return sub
 
     search_parser("grid", "evaluate every cell of the space once")
+    def strategy_seed(sub: argparse.ArgumentParser) -> None:
+        sub.add_argument("--strategy-seed", type=_seed, default=None, metavar="S",
+                         help="seed of the strategy's own choices (default: --seed); the "
+                              "pairs and folds keep following --seed")
+
     tpe = search_parser("tpe", "Optuna TPE with a median pruner on per-epoch accuracy")
+    strategy_seed(tpe)
     tpe.add_argument("--trials", type=_positive_int("--trials"), required=True, metavar="N",
                      help="finished trials the study should hold")
     ga = search_parser("genetic", "report 002's genetic algorithm with a diversity bonus (DEAP)")
+    strategy_seed(ga)
     ga.add_argument("--pop", type=int, default=10, help="population size (default 10)")
     ga.add_argument("--gens", type=int, default=30, help="generations (default 30)")
     ga.add_argument("--survivors", type=float, default=0.6,
@@ -268,7 +275,8 @@ def _search_setup(args: argparse.Namespace, strategy: str):
     space = load_space(args.space)
     settings = SearchSettings(folds=args.folds, epochs=args.epochs, seed=args.seed,
                               data=args.data, device=args.device, train_pairs=args.train_pairs,
-                              test_pairs=args.test_pairs)
+                              test_pairs=args.test_pairs,
+                              strategy_seed=getattr(args, "strategy_seed", None))
     storage = open_storage(args.storage)
     return space, settings, storage, args.study or f"{space.name}-{strategy}"
 

@@ -198,7 +198,8 @@ def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSe
     meta = {"strategy": "genetic", "space": space.to_json(),
             "protocol": {**settings.protocol_meta(), "pop": genetic.pop,
                          "survivors": genetic.survivors, "diversity": genetic.diversity,
-                         "individuality": genetic.individuality, "mutation": genetic.mutation}}
+                         "individuality": genetic.individuality, "mutation": genetic.mutation,
+                         "strategy_seed": settings.search_seed}}
     study = open_study(storage, study_name, meta)
     runner = Runner(space, settings, study)
     toolbox = _toolbox(space, genetic)
@@ -209,7 +210,7 @@ def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSe
     complete = sorted(g for g, members in stored.items() if len(members) == genetic.pop)
     # Rebuild the generations deterministically from the seed; stored trials say
     # which individuals are already evaluated.
-    with _isolated_random(_generation_rng(settings.seed, 0)):
+    with _isolated_random(_generation_rng(settings.search_seed, 0)):
         population = toolbox.population(n=genetic.pop)
     start = 0
     if complete:
@@ -221,7 +222,7 @@ def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSe
                       for i in range(genetic.pop)]
         fitnesses = [members[i].user_attrs["fitness"] for i in range(genetic.pop)]
         population = select_and_breed(population, accuracies, fitnesses, genetic, toolbox,
-                                      _generation_rng(settings.seed, last + 1))
+                                      _generation_rng(settings.search_seed, last + 1))
         start = last + 1
 
     total = genetic.gens * genetic.pop
@@ -253,7 +254,7 @@ def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSe
             if generation + 1 < genetic.gens:
                 population = select_and_breed(population, accuracies, fitnesses, genetic,
                                               toolbox,
-                                              _generation_rng(settings.seed, generation + 1))
+                                              _generation_rng(settings.search_seed, generation + 1))
     return summarize(study, runner)
 
 

@@ -41,6 +41,9 @@ class SearchSettings:
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         train_pairs: Training pairs drawn.
         test_pairs: Test pairs drawn (used only by ``retest``).
+        strategy_seed: Seed of the strategy's own choices (TPE sampler, GA); ``None``:
+            ``seed``. Not part of the protocol: strategies with different strategy seeds
+            score cells identically.
     """
 
     folds: int = 3
@@ -50,6 +53,12 @@ class SearchSettings:
     device: str = "auto"
     train_pairs: int = 1000
     test_pairs: int = 1000
+    strategy_seed: Optional[int] = None
+
+    @property
+    def search_seed(self) -> int:
+        """The seed of the strategy's own random choices."""
+        return self.seed if self.strategy_seed is None else self.strategy_seed
 
     def __post_init__(self) -> None:
         Protocol("cv", self.folds)  # checks K >= 2
@@ -60,6 +69,7 @@ class SearchSettings:
         """What a study's trials must share to be comparable (the device is not part of it)."""
         meta = asdict(self)
         meta.pop("device")
+        meta.pop("strategy_seed")
         return {"kind": "cv", "repeats": 1, **meta}
 
 

@@ -115,7 +115,7 @@ def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storag
         PairsearchError: If the study exists with another space or protocol, or on bad
             settings.
     """
-    sampler = optuna.samplers.TPESampler(seed=settings.seed)
+    sampler = optuna.samplers.TPESampler(seed=settings.search_seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     study = open_study(storage, study_name, {"strategy": "tpe", "space": space.to_json(),
                                              "protocol": settings.protocol_meta()},
