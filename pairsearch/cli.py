@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import os
+import subprocess
 import sys
 from typing import Any, Sequence
 
@@ -132,6 +134,10 @@ def _add_search_commands(commands) -> None:
                          help="training epochs (default: the space's, else 25)")
         _add_data_arguments(sub)
         sub.add_argument("--no-progress", action="store_true", help="no progress bar")
+        if name != "genetic":
+            sub.add_argument("--workers", type=_positive_int("--workers"), default=1,
+                             metavar="N", help="worker processes sharing the study (one per "
+                                               "GPU where several exist; default 1)")
         return sub
 
     search_parser("grid", "evaluate every cell of the space once")
@@ -272,6 +278,10 @@ def _search_setup(args: argparse.Namespace, strategy: str):
     from pairsearch.search.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if os.environ.get("PAIRSEARCH_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["PAIRSEARCH_THREADS"]))
     space = load_space(args.space)
     settings = SearchSettings(folds=args.folds, epochs=args.epochs, seed=args.seed,
                               data=args.data, device=args.device, train_pairs=args.train_pairs,
@@ -282,6 +292,9 @@ def _search_setup(args: argparse.Namespace, strategy: str):
 
 
 def _print_summary(summary, storage_url: str) -> None:
+    if summary.stopped:
+        print(f"stopped: study {summary.study} holds {summary.trials} finished trials; run the "
+              "same command again to resume")
     best = "-" if summary.best_value is None else f"{summary.best_value:.4f}"
     print(f"study {summary.study}: {summary.trials} finished trials; this run evaluated "
           f"{summary.evaluated}, reused {summary.reused} stored results, {summary.failed} failed")
@@ -289,23 +302,75 @@ def _print_summary(summary, storage_url: str) -> None:
     print(f"see: pairsearch show --study {summary.study} --storage {storage_url}")
 
 
+def _spawn_workers(args: argparse.Namespace) -> list[subprocess.Popen]:
+    """Start ``--workers`` − 1 more processes of the same command on the same study.
+
+    Each gets an equal share of the CPU threads and, where several GPUs exist,
+    its own GPU.
+    """
+    import torch
+
+    workers = args.workers
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ["PAIRSEARCH_THREADS"] = str(threads)
+    gpus = torch.cuda.device_count()
+    argv = list(args.argv)
+    index = argv.index("--workers") if "--workers" in argv else None
+    if index is not None:
+        del argv[index:index + 2]
+    else:
+        argv = [a for a in argv if not a.startswith("--workers=")]
+    children = []
+    for worker in range(1, workers):
+        env = dict(os.environ)
+        if gpus > 1:
+            env["CUDA_VISIBLE_DEVICES"] = str(worker % gpus)
+        children.append(subprocess.Popen(
+            [sys.executable, "-m", "pairsearch", *argv, "--no-progress"], env=env,
+            stdout=subprocess.DEVNULL))
+    return children
+
+
+def _run_search(args: argparse.Namespace, strategy: str, run) -> int:
+    """Run a search with Ctrl-C handling and optional extra worker processes."""
+    from pairsearch.search.workers import StopRequest
+
+    stop = StopRequest().install()
+    children = _spawn_workers(args) if getattr(args, "workers", 1) > 1 else []
+    try:
+        space, settings, storage, name = _search_setup(args, strategy)
+        summary = run(space, settings, storage, name, stop)
+    except KeyboardInterrupt:
+        print(f"pairsearch: interrupted; the running trial is marked failed and will be "
+              f"evaluated again: run the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        stop.uninstall()
+        codes = [child.wait() for child in children]
+    if children:  # the study's totals now include the other workers' trials
+        from pairsearch.search.strategies import study_totals
+
+        summary = replace(summary, **study_totals(storage, name))
+    _print_summary(summary, args.storage)
+    if any(codes):
+        print(f"pairsearch: {sum(1 for c in codes if c)} worker process(es) failed "
+              f"(exit codes {codes})", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _cmd_grid(args: argparse.Namespace) -> int:
     from pairsearch.search.strategies import run_grid
 
-    space, settings, storage, name = _search_setup(args, "grid")
-    summary = run_grid(space, settings, storage, name, progress=not args.no_progress)
-    _print_summary(summary, args.storage)
-    return 0
+    return _run_search(args, "grid", lambda space, settings, storage, name, stop: run_grid(
+        space, settings, storage, name, progress=not args.no_progress, stop=stop))
 
 
 def _cmd_tpe(args: argparse.Namespace) -> int:
     from pairsearch.search.strategies import run_tpe
 
-    space, settings, storage, name = _search_setup(args, "tpe")
-    summary = run_tpe(space, settings, storage, name, args.trials,
-                      progress=not args.no_progress)
-    _print_summary(summary, args.storage)
-    return 0
+    return _run_search(args, "tpe", lambda space, settings, storage, name, stop: run_tpe(
+        space, settings, storage, name, args.trials, progress=not args.no_progress, stop=stop))
 
 
 def _cmd_genetic(args: argparse.Namespace) -> int:
@@ -313,11 +378,8 @@ def _cmd_genetic(args: argparse.Namespace) -> int:
 
     genetic = GeneticSettings(args.pop, args.gens, args.survivors, args.diversity,
                               args.individuality, args.mutation)
-    space, settings, storage, name = _search_setup(args, "genetic")
-    summary = run_genetic(space, settings, genetic, storage, name,
-                          progress=not args.no_progress)
-    _print_summary(summary, args.storage)
-    return 0
+    return _run_search(args, "genetic", lambda space, settings, storage, name, stop: run_genetic(
+        space, settings, genetic, storage, name, progress=not args.no_progress, stop=stop))
 
 
 def _cmd_show(args: argparse.Namespace) -> int:
@@ -383,7 +445,9 @@ _COMMANDS = {"models": _cmd_models, "evaluate": _cmd_evaluate, "grid": _cmd_grid
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     try:
+        argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
+        args.argv = argv
         return _COMMANDS[args.command](args)
     except PairsearchError as error:
         print(f"pairsearch: error: {error}", file=sys.stderr)

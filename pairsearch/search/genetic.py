@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import contextlib
 import random
+import time
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
@@ -45,8 +46,16 @@ from tqdm import tqdm
 from pairsearch.errors import PairsearchError
 from pairsearch.search.runner import Runner, SearchSettings, distributions
 from pairsearch.search.space import SearchSpace
-from pairsearch.search.storage import open_study
+from pairsearch.search.storage import GRACE_SECONDS, open_study
 from pairsearch.search.strategies import SearchSummary, summarize
+from pairsearch.search.workers import (
+    HOST,
+    NEVER,
+    StopRequest,
+    alive,
+    recover_dead_trials,
+    worker_id,
+)
 
 if not hasattr(creator, "PairsearchFitness"):
     creator.create("PairsearchFitness", base.Fitness, weights=(1.0,))
@@ -187,13 +196,42 @@ def _stored_generations(study: optuna.Study) -> dict[int, dict[int, optuna.trial
     return generations
 
 
+def _owner_alive(owner: dict) -> bool:
+    host, _, pid = str(owner.get("worker", "")).rpartition(":")
+    if host == HOST and pid.isdigit():
+        return alive(int(pid))
+    return time.time() - float(owner.get("beat", 0)) < GRACE_SECONDS
+
+
+def _claim(study: optuna.Study) -> None:
+    """Make this process the study's one GA owner, or refuse if a live one exists."""
+    me = worker_id()
+    owner = study.user_attrs.get("genetic_owner")
+    if owner and owner.get("worker") != me and _owner_alive(owner):
+        raise PairsearchError(
+            f"genetic study {study.study_name!r} is being run by {owner['worker']}: a GA study "
+            "has one owner, which breeds each generation from the last; a stopped or killed "
+            "run is resumed by running the same command again")
+    study.set_user_attr("genetic_owner", {"worker": me, "beat": time.time()})
+    time.sleep(0.2)  # two processes starting at once: the last writer wins, the other leaves
+    if study.user_attrs.get("genetic_owner", {}).get("worker") != me:
+        raise PairsearchError(f"genetic study {study.study_name!r} was just claimed by "
+                              f"{study.user_attrs['genetic_owner']['worker']}")
+
+
 def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSettings,
                 storage: optuna.storages.BaseStorage, study_name: str,
-                progress: bool = True) -> SearchSummary:
+                progress: bool = True, stop: StopRequest = NEVER) -> SearchSummary:
     """Run (or resume) the genetic algorithm for ``genetic.gens`` generations.
 
+    A GA study has one owner process at a time (study attribute
+    ``genetic_owner``): each generation is bred from the complete previous one, so
+    a second process on the same study is refused while the owner lives. A dead
+    owner's study is taken over and resumed.
+
     Raises:
-        PairsearchError: If the study exists with another space, protocol or GA settings.
+        PairsearchError: If the study exists with another space, protocol or GA settings,
+            or another live process owns it.
     """
     meta = {"strategy": "genetic", "space": space.to_json(),
             "protocol": {**settings.protocol_meta(), "pop": genetic.pop,
@@ -201,6 +239,17 @@ def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSe
                          "individuality": genetic.individuality, "mutation": genetic.mutation,
                          "strategy_seed": settings.search_seed}}
     study = open_study(storage, study_name, meta)
+    _claim(study)
+    try:
+        return _evolve(space, settings, genetic, study, progress, stop)
+    finally:
+        study.set_user_attr("genetic_owner", None)
+
+
+def _evolve(space: SearchSpace, settings: SearchSettings, genetic: GeneticSettings,
+            study: optuna.Study, progress: bool, stop: StopRequest) -> SearchSummary:
+    study_name = study.study_name
+    recover_dead_trials(study)
     runner = Runner(space, settings, study)
     toolbox = _toolbox(space, genetic)
     dists = distributions(space)
@@ -248,6 +297,9 @@ def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSe
                                                list(individual), bonus, genetic.diversity)
                 accuracies.append(accuracy)
                 fitnesses.append(accuracy + genetic.diversity * bonus)
+                study.set_user_attr("genetic_owner", {"worker": worker_id(), "beat": time.time()})
+                if stop.requested:
+                    return summarize(study, runner, stopped=True)
                 best = accuracy if best is None else max(best, accuracy)
                 bar.set_postfix(gen=generation, best=f"{best:.4f}")
                 bar.update()

@@ -17,12 +17,14 @@ from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping, Optional
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
 from pairsearch.data import generate_pairs, load_pools
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import Config, Evaluation, Protocol, evaluate, resolve_device
 from pairsearch.search.space import Cell, SearchSpace
+from pairsearch.search.workers import Heartbeat, worker_id
 
 # Attributes copied from an earlier trial when its result is reused.
 _SCORE_ATTRS = ("config_key", "accuracies", "accuracy_std", "f1_mean", "digit_accuracy_mean",
@@ -147,6 +149,7 @@ class Runner:
             The trial's value (mean CV accuracy), or ``value_on_fail`` if it failed or was
             pruned.
         """
+        trial.set_user_attr("worker", worker_id())
         for key, value in (attrs or {}).items():
             trial.set_user_attr(key, value)
         config = self.config(cell)
@@ -173,11 +176,25 @@ class Runner:
                     raise optuna.TrialPruned()
 
         try:
-            evaluation = evaluate(config, self.data, self.protocol, self.settings.seed,
-                                  self.device, callback)
+            with Heartbeat(self.study, trial):
+                evaluation = evaluate(config, self.data, self.protocol, self.settings.seed,
+                                      self.device, callback)
         except optuna.TrialPruned:
             self._tell(trial, None, before_tell, TrialState.PRUNED)
             return value_on_fail
+        except KeyboardInterrupt:
+            # Not a result: no fail_reason, so the cell is evaluated again on resume.
+            trial.set_user_attr("interrupted", True)
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+        except PairsearchError:
+            raise
+        except Exception as error:  # CUDA out of memory and other errors inside a trial
+            if self.device.type == "cuda":
+                torch.cuda.empty_cache()
+            evaluation = Evaluation(config, self.protocol, self.settings.seed, str(self.device),
+                                    self.data.source, 0, (),
+                                    f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
         self.evaluated += 1
         stored = self._store(trial, key, evaluation)
         if evaluation.failed:

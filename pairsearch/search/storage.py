@@ -13,10 +13,15 @@ import os
 from typing import Any, Mapping
 
 import optuna
+import sqlalchemy
 
 from pairsearch.errors import PairsearchError
 
 DEFAULT_STORAGE = "sqlite:///studies.db"
+# A worker records a heartbeat for its running trial every HEARTBEAT seconds; a RUNNING trial
+# without one for GRACE seconds belongs to a dead worker and is failed (then evaluated again).
+HEARTBEAT_SECONDS = 20
+GRACE_SECONDS = 90
 _META = "pairsearch"  # study user attribute holding strategy, space and protocol
 
 
@@ -36,14 +41,42 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
         path = url[len("sqlite:///"):]
         if path and path != ":memory:" and not os.path.exists(path):
             raise PairsearchError(f"no database {path} (storage {url}): nothing stored yet")
-    engine_kwargs: dict[str, Any] = {}
-    if url.startswith("sqlite"):
-        engine_kwargs = {"connect_args": {"timeout": 60}}
+    sqlite = url.startswith("sqlite")
+    engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if sqlite else {}
     try:
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs)
+        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                             heartbeat_interval=HEARTBEAT_SECONDS,
+                                             grace_period=GRACE_SECONDS)
+        if sqlite:
+            _serialise_sqlite_writers(storage.engine)
     except Exception as error:  # sqlalchemy raises many types for a bad URL or server
         message = " ".join(str(error).split())[:300]
         raise PairsearchError(f"cannot open storage {url}: {message}") from None
+    return storage
+
+
+def _serialise_sqlite_writers(engine: sqlalchemy.engine.Engine) -> None:
+    """Make concurrent SQLite writers wait for each other instead of failing.
+
+    pysqlite opens transactions lazily, so two processes that both read and then
+    write deadlock on the lock upgrade and one gets "database is locked" at once,
+    whatever the timeout. Starting every transaction with BEGIN IMMEDIATE takes the
+    write lock up front, so the busy timeout applies (SQLAlchemy's documented
+    recipe); WAL lets readers go on while one process writes.
+    """
+
+    @sqlalchemy.event.listens_for(engine, "connect")
+    def _connect(dbapi_connection, _record) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.close()
+
+    @sqlalchemy.event.listens_for(engine, "begin")
+    def _begin(connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+    engine.dispose()  # connections made before the listeners existed are dropped
 
 
 def study_names(storage: optuna.storages.BaseStorage) -> list[str]:

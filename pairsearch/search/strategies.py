@@ -2,11 +2,12 @@
 
 Re-running the same command on the same ``--study`` continues it: the grid
 evaluates only the cells not stored yet, TPE runs until the study holds N
-finished trials.
+finished trials. Both can run as several workers on one study.
 """
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Optional
 
@@ -17,6 +18,7 @@ from tqdm import tqdm
 from pairsearch.search.runner import Runner, SearchSettings, cell_key, distributions, diverged
 from pairsearch.search.space import SearchSpace
 from pairsearch.search.storage import open_study
+from pairsearch.search.workers import NEVER, StopRequest, recover_dead_trials, worker_id
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -33,6 +35,7 @@ class SearchSummary:
         failed: Trials of this run that failed (diverged).
         best_value: Best mean CV accuracy in the study, if any.
         best_params: Its cell.
+        stopped: Whether the run stopped on request before finishing.
     """
 
     study: str
@@ -42,16 +45,24 @@ class SearchSummary:
     failed: int
     best_value: Optional[float]
     best_params: Optional[dict]
+    stopped: bool = False
 
 
-def summarize(study: optuna.Study, runner: Runner) -> SearchSummary:
-    """Counts of this run and the study's best trial."""
+def study_totals(storage: optuna.storages.BaseStorage, name: str) -> dict:
+    """The study's finished trials and best trial, as ``SearchSummary`` fields."""
+    study = optuna.load_study(study_name=name, storage=storage)
     trials = study.get_trials(deepcopy=False, states=_FINISHED)
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     best = max(complete, key=lambda t: t.value) if complete else None
-    return SearchSummary(study.study_name, len(trials), runner.evaluated, runner.reused,
-                         runner.failed, best.value if best else None,
-                         dict(best.params) if best else None)
+    return {"trials": len(trials), "best_value": best.value if best else None,
+            "best_params": dict(best.params) if best else None}
+
+
+def summarize(study: optuna.Study, runner: Runner, stopped: bool = False) -> SearchSummary:
+    """Counts of this run and the study's best trial."""
+    return SearchSummary(study.study_name, evaluated=runner.evaluated, reused=runner.reused,
+                         failed=runner.failed, stopped=stopped,
+                         **study_totals(study._storage, study.study_name))
 
 
 def _progress(total: int, initial: int, label: str, enabled: bool) -> tqdm:
@@ -64,9 +75,35 @@ def _best_value(study: optuna.Study) -> Optional[float]:
     return max((t.value for t in complete), default=None)
 
 
+def _taken(trial: optuna.trial.FrozenTrial) -> bool:
+    """Whether a trial holds its cell: done, being run, queued, or a stored failure."""
+    return (trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
+            or diverged(trial))
+
+
+def duplicate_of(study: optuna.Study, trial: optuna.Trial) -> Optional[int]:
+    """The lower-numbered trial holding the same cell, if any.
+
+    Workers may both enqueue a cell; the rule "the lowest-numbered live trial of a
+    cell runs it" needs no lock: trial numbers are unique and a trial's state only
+    moves WAITING → RUNNING → finished, so every worker reaches the same verdict.
+    """
+    key = cell_key(trial.params)
+    for other in study.get_trials(deepcopy=False):
+        if other.number < trial.number and _taken(other) and cell_key(other.params) == key:
+            return other.number
+    return None
+
+
 def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
-             study_name: str, progress: bool = True) -> SearchSummary:
+             study_name: str, progress: bool = True, stop: StopRequest = NEVER) -> SearchSummary:
     """Evaluate every cell of ``space`` once (cells already stored are skipped).
+
+    Several workers (processes, machines) may run this on the same study at once:
+    each claims a missing cell by enqueuing it and asking for it, and a worker that
+    finds a lower-numbered trial of the same cell drops its own (PRUNED with
+    ``duplicate_of``), so no cell is evaluated twice to completion. RUNNING trials
+    of dead workers are failed and their cells evaluated again.
 
     Args:
         space: The search space.
@@ -74,6 +111,7 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         storage: Optuna storage.
         study_name: Study to create or continue.
         progress: Show a progress bar with the best accuracy so far.
+        stop: Checked between trials; stops the search when requested.
 
     Returns:
         A summary of the run.
@@ -86,30 +124,51 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
                                              "protocol": settings.protocol_meta()})
     runner = Runner(space, settings, study)
     dists = distributions(space)
-    done = {cell_key(t.params) for t in study.get_trials(deepcopy=False)
-            if t.state == TrialState.COMPLETE or diverged(t)}
-    bar = _progress(space.size, len(done), f"grid {study_name}", progress)
+    cells = list(space.cells())
+    chooser = random.Random(worker_id())  # spreads workers over cells after a collision
+    collided = False
     best = _best_value(study)
-    with bar:
-        for cell in space.cells():
-            if cell_key(cell) in done:
-                continue
+    bar = None
+    try:
+        while not stop.requested:
+            recover_dead_trials(study)
+            trials = study.get_trials(deepcopy=False)
+            taken = {cell_key(t.params) for t in trials if _taken(t)}
+            missing = [c for c in cells if cell_key(c) not in taken]
+            if bar is None:
+                bar = _progress(space.size, space.size - len(missing), f"grid {study_name}",
+                                progress)
+            if not missing:
+                break
+            cell = chooser.choice(missing) if collided else missing[0]
             study.enqueue_trial(cell)
-            trial = study.ask(dists)
-            value = runner.run(trial, cell)
+            trial = study.ask(dists)  # may pop a cell another worker enqueued: same thing
+            earlier = duplicate_of(study, trial)
+            if earlier is not None:
+                trial.set_user_attr("duplicate_of", earlier)
+                study.tell(trial, state=TrialState.PRUNED)
+                collided = True
+                continue
+            value = runner.run(trial, dict(trial.params))
             if value is not None and (best is None or value > best):
                 best = value
             bar.set_postfix(best=f"{best:.4f}" if best is not None else "-")
             bar.update()
-    return summarize(study, runner)
+    finally:
+        if bar is not None:
+            bar.close()
+    return summarize(study, runner, stopped=stop.requested)
 
 
 def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
-            study_name: str, trials: int, progress: bool = True) -> SearchSummary:
+            study_name: str, trials: int, progress: bool = True,
+            stop: StopRequest = NEVER) -> SearchSummary:
     """Optuna's TPE sampler until the study holds ``trials`` finished trials.
 
     A median pruner stops trials whose validation accuracy after an epoch is
-    below the median of earlier trials at the same fold and epoch.
+    below the median of earlier trials at the same fold and epoch. Several workers
+    may share the study (Optuna's ask/tell is made for that); together they stop
+    at ``trials``.
 
     Raises:
         PairsearchError: If the study exists with another space or protocol, or on bad
@@ -122,15 +181,25 @@ def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storag
                        sampler=sampler, pruner=pruner)
     runner = Runner(space, settings, study)
     dists = distributions(space)
-    finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
-    bar = _progress(max(trials, finished), finished, f"tpe {study_name}", progress)
     best = _best_value(study)
-    with bar:
-        for _ in range(max(0, trials - finished)):
+    bar = None
+    try:
+        while not stop.requested:
+            recover_dead_trials(study)
+            held = len(study.get_trials(deepcopy=False,
+                                        states=(*_FINISHED, TrialState.RUNNING)))
+            finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
+            if bar is None:
+                bar = _progress(max(trials, finished), finished, f"tpe {study_name}", progress)
+            if held >= trials:
+                break
             trial = study.ask(dists)
             value = runner.run(trial, dict(trial.params), prune=True)
             if value is not None and (best is None or value > best):
                 best = value
             bar.set_postfix(best=f"{best:.4f}" if best is not None else "-")
             bar.update()
-    return summarize(study, runner)
+    finally:
+        if bar is not None:
+            bar.close()
+    return summarize(study, runner, stopped=stop.requested)
