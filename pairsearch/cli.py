@@ -442,16 +442,25 @@ _COMMANDS = {"models": _cmd_models, "evaluate": _cmd_evaluate, "grid": _cmd_grid
              "studies": _cmd_studies, "retest": _cmd_retest, "dashboard": _cmd_dashboard}
 
 
+def _is_storage_error(error: BaseException) -> bool:
+    """A database error (read-only file, lost server, ...), as opposed to a bug."""
+    import sqlalchemy.exc
+    from optuna.exceptions import StorageInternalError
+
+    return isinstance(error, (StorageInternalError, sqlalchemy.exc.SQLAlchemyError))
+
+
+def _root_cause(error: BaseException) -> str:
+    while error.__cause__ is not None or error.__context__ is not None:
+        error = error.__cause__ or error.__context__
+    text = " ".join(str(error).split())
+    return text.split(" [SQL:")[0].split(" (Background on")[0][:300] or type(error).__name__
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; returns the exit code."""
     try:
-        argv = list(sys.argv[1:] if argv is None else argv)
-        args = build_parser().parse_args(argv)
-        args.argv = argv
-        return _COMMANDS[args.command](args)
-    except PairsearchError as error:
-        print(f"pairsearch: error: {error}", file=sys.stderr)
-        return EXIT_USAGE
+        return _main(argv)
     except KeyboardInterrupt:
         print("pairsearch: interrupted", file=sys.stderr)
         return 130
@@ -461,3 +470,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"pairsearch: internal error: {type(error).__name__}: {error} "
               "(set PAIRSEARCH_DEBUG=1 for the traceback)", file=sys.stderr)
         return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
+    try:
+        argv = list(sys.argv[1:] if argv is None else argv)
+        args = build_parser().parse_args(argv)
+        args.argv = argv
+        return _COMMANDS[args.command](args)
+    except PairsearchError as error:
+        print(f"pairsearch: error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as error:
+        if not _is_storage_error(error) or os.environ.get("PAIRSEARCH_DEBUG"):
+            raise
+        print(f"pairsearch: error: the storage refused the operation: {_root_cause(error)}",
+              file=sys.stderr)
+        return EXIT_USAGE

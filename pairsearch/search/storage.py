@@ -39,6 +39,8 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
         raise PairsearchError(f"bad storage URL {url!r}: expected e.g. sqlite:///studies.db")
     if url.startswith("sqlite:///") and not create:
         path = url[len("sqlite:///"):]
+        if path.startswith("file:"):  # SQLite URI form: file:PATH?mode=ro&uri=true
+            path = path[len("file:"):].split("?", 1)[0]
         if path and path != ":memory:" and not os.path.exists(path):
             raise PairsearchError(f"no database {path} (storage {url}): nothing stored yet")
     sqlite = url.startswith("sqlite")
