@@ -181,6 +181,13 @@ def _add_search_commands(commands) -> None:
     retest.add_argument("--repeats", type=_positive_int("--repeats"), default=10, metavar="R")
     retest.add_argument("--device", default="auto")
 
+    report = commands.add_parser("report", help="Markdown report with PNG plots of a study")
+    report.add_argument("--study", required=True, metavar="NAME")
+    _add_storage_argument(report)
+    report.add_argument("--out", default=None, metavar="DIR",
+                        help="output folder (default report-NAME)")
+    report.add_argument("--top", type=_positive_int("--top"), default=10, metavar="N")
+
     dash = commands.add_parser("dashboard", help="start optuna-dashboard on the storage")
     _add_storage_argument(dash)
     dash.add_argument("--host", default="127.0.0.1")
@@ -426,6 +433,18 @@ def _cmd_retest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_report(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from pairsearch.search.report import write_report
+    from pairsearch.search.storage import load_existing, open_storage
+
+    study = load_existing(open_storage(args.storage, create=False), args.study)
+    path = write_report(study, Path(args.out or f"report-{args.study}"), args.top)
+    print(f"report written to {path}")
+    return 0
+
+
 def _cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
@@ -439,7 +458,8 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 
 _COMMANDS = {"models": _cmd_models, "evaluate": _cmd_evaluate, "grid": _cmd_grid,
              "tpe": _cmd_tpe, "genetic": _cmd_genetic, "show": _cmd_show,
-             "studies": _cmd_studies, "retest": _cmd_retest, "dashboard": _cmd_dashboard}
+             "studies": _cmd_studies, "retest": _cmd_retest, "report": _cmd_report,
+             "dashboard": _cmd_dashboard}
 
 
 def _is_storage_error(error: BaseException) -> bool:

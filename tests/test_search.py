@@ -256,3 +256,19 @@ def test_retest_stores_cv_and_test_results(storage):
     study = optuna.load_study(study_name="g-retest", storage=storage)
     assert len(study.trials) == 2
     assert all(len(t.user_attrs["test_accuracies"]) == 2 for t in study.trials)
+
+
+def test_report_for_a_genetic_study(storage, tmp_path):
+    from pairsearch.search.report import write_report
+
+    space = tiny_space(model=["mlp", "siamese"], lr=[1e-3, 1e-2], optimizer=["adam", "sgd"])
+    run_genetic(space, TINY, GeneticSettings(pop=4, gens=3), storage, "ga", progress=False)
+    study = optuna.load_study(study_name="ga", storage=storage)
+    report = write_report(study, tmp_path / "out")
+    text = report.read_text()
+    for png in ("accuracy_boxplots.png", "best_so_far.png", "generations.png", "importance.png"):
+        data = (tmp_path / "out" / png).read_bytes()
+        assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
+        assert f"({png})" in text
+    assert "## Per generation" in text and "| model" in text.replace("|  model", "| model") \
+        or "model" in text

@@ -27,12 +27,22 @@ _TABLE_ATTRS = {"user_attrs_accuracy_std": "std", "user_attrs_f1_mean": "f1",
                 "user_attrs_generation": "generation", "user_attrs_fitness": "fitness"}
 
 
-def best_trials_table(study: optuna.Study, top: Optional[int] = None) -> pd.DataFrame:
-    """Completed trials, best first: number, value, params and the main scores."""
+def best_trials_table(study: optuna.Study, top: Optional[int] = None,
+                      distinct: bool = True) -> pd.DataFrame:
+    """Completed trials, best first: number, value, params and the main scores.
+
+    With ``distinct``, each configuration appears once (trials that reused a stored
+    result, and GA survivors, are left out).
+    """
     frame = study.trials_dataframe()
     if frame.empty:
         return frame
     frame = frame[frame["state"] == "COMPLETE"]
+    if distinct and "user_attrs_config_key" in frame.columns:
+        if "user_attrs_reused_from" in frame.columns:
+            frame = frame[frame["user_attrs_reused_from"].isna()]
+        frame = frame.drop_duplicates("user_attrs_config_key")
+        frame = frame.drop(columns=[c for c in ("user_attrs_reused_from",) if c in frame])
     params = [c for c in frame.columns if c.startswith("params_")]
     attrs = [c for c in _TABLE_ATTRS if c in frame.columns]
     table = frame[["number", "value", *params, *attrs]].rename(
