@@ -158,3 +158,20 @@ def test_same_command_same_seed_same_values(tmp_path):
         study = optuna.load_study(study_name="s", storage=storage)
         values.append([(t.params, t.value, t.user_attrs["accuracies"]) for t in study.trials])
     assert values[0] == values[1]
+
+
+def test_two_tpe_processes_share_one_study(tmp_path):
+    space = tmp_path / "space.toml"
+    space.write_text(SPACE)
+    command = [sys.executable, "-m", "pairsearch", "tpe", "--space", str(space), "--trials", "8",
+               *FLAGS]
+    processes = [subprocess.Popen(command, cwd=tmp_path, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    for process in processes:
+        out, err = process.communicate(timeout=600)
+        assert process.returncode == 0, err
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    finished = [t for t in trials(url) if t.state.is_finished()]
+    # Both stop at 8; a worker that asked while the other's last trial ran may add one.
+    assert 8 <= len(finished) <= 9
+    assert not [t for t in trials(url) if t.state == TrialState.RUNNING]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from typing import Any, Mapping
 
 import optuna
@@ -102,22 +103,29 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, meta: Mapping[st
         PairsearchError: If the study exists with a different strategy, space or protocol.
     """
     wanted = json.loads(json.dumps(meta, sort_keys=True))
-    if name in study_names(storage):
-        study = optuna.load_study(study_name=name, storage=storage, sampler=sampler,
-                                  pruner=pruner)
-        stored = study.user_attrs.get(_META)
-        if stored is None:
-            raise PairsearchError(f"study {name!r} exists but was not made by pairsearch")
-        for key in ("strategy", "space", "protocol"):
-            if stored.get(key) != wanted.get(key):
-                raise PairsearchError(
-                    f"study {name!r} was made with a different {key} "
-                    f"({_difference(stored.get(key), wanted.get(key))}); "
-                    "use the same settings to continue it, or another --study name")
-        return study
-    study = optuna.create_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner,
-                                direction="maximize")
-    study.set_user_attr(_META, wanted)
+    if name not in study_names(storage):
+        try:
+            study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
+                                        pruner=pruner, direction="maximize")
+            study.set_user_attr(_META, wanted)
+            return study
+        except optuna.exceptions.DuplicatedStudyError:
+            pass  # another worker created it a moment ago: continue it like any other
+    study = optuna.load_study(study_name=name, storage=storage, sampler=sampler, pruner=pruner)
+    stored = study.user_attrs.get(_META)
+    for _ in range(50):  # a worker that just created it may not have written its meta yet
+        if stored is not None:
+            break
+        time.sleep(0.1)
+        stored = optuna.load_study(study_name=name, storage=storage).user_attrs.get(_META)
+    if stored is None:
+        raise PairsearchError(f"study {name!r} exists but was not made by pairsearch")
+    for key in ("strategy", "space", "protocol"):
+        if stored.get(key) != wanted.get(key):
+            raise PairsearchError(
+                f"study {name!r} was made with a different {key} "
+                f"({_difference(stored.get(key), wanted.get(key))}); "
+                "use the same settings to continue it, or another --study name")
     return study
 
 
