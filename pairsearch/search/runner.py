@@ -118,7 +118,11 @@ class Runner:
         self.failed = 0
         # config key -> (trial number, value, user attributes) of its first evaluation
         self._cache: dict[str, tuple[int, float, dict[str, Any]]] = {}
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
+        self._refresh_cache()
+
+    def _refresh_cache(self) -> None:
+        """Learn the results stored since (by other workers too)."""
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
             key = trial.user_attrs.get("config_key")
             if key is not None and "reused_from" not in trial.user_attrs:
                 self._cache.setdefault(key, (trial.number, trial.value, trial.user_attrs))
@@ -154,6 +158,8 @@ class Runner:
             trial.set_user_attr(key, value)
         config = self.config(cell)
         key = config.key()
+        if key not in self._cache:
+            self._refresh_cache()
         hit = self._cache.get(key)
         if hit is not None:
             number, value, stored = hit
