@@ -48,6 +48,24 @@ def assert_every_cell_complete_once(url: str) -> None:
     assert len(done) == CELLS and set(done.values()) == {1}, done
 
 
+OPEN_NEW_STORAGE = """
+import sys
+from pairsearch.search.storage import open_storage
+open_storage(sys.argv[1])
+"""
+
+
+def test_many_processes_create_one_new_database_at_once(tmp_path):
+    """Optuna's schema creation races between processes; every opener must still succeed."""
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    processes = [subprocess.Popen([sys.executable, "-c", OPEN_NEW_STORAGE, url],
+                                  stderr=subprocess.PIPE, text=True) for _ in range(6)]
+    for process in processes:
+        _, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+    assert optuna.get_all_study_summaries(url) == []
+
+
 def test_sigkill_at_several_points_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     hits = 0

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import time
 from typing import Any, Mapping
 
@@ -46,16 +47,34 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
             raise PairsearchError(f"no database {path} (storage {url}): nothing stored yet")
     sqlite = url.startswith("sqlite")
     engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if sqlite else {}
-    try:
-        storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                             heartbeat_interval=HEARTBEAT_SECONDS,
-                                             grace_period=GRACE_SECONDS)
-        if sqlite:
-            _serialise_sqlite_writers(storage.engine)
-    except Exception as error:  # sqlalchemy raises many types for a bad URL or server
-        message = " ".join(str(error).split())[:300]
-        raise PairsearchError(f"cannot open storage {url}: {message}") from None
-    return storage
+    for attempt in range(_CREATE_ATTEMPTS):
+        try:
+            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                 heartbeat_interval=HEARTBEAT_SECONDS,
+                                                 grace_period=GRACE_SECONDS)
+            if sqlite:
+                _serialise_sqlite_writers(storage.engine)
+            return storage
+        except Exception as error:  # sqlalchemy raises many types for a bad URL or server
+            message = " ".join(str(error).split())
+            if attempt + 1 < _CREATE_ATTEMPTS and _lost_creation_race(message):
+                # Another process is creating the same new database: once it has, the
+                # tables and version row exist and the next attempt just opens them.
+                time.sleep(0.2 + random.random() * 0.3)
+                continue
+            raise PairsearchError(f"cannot open storage {url}: {message[:300]}") from None
+    raise AssertionError("unreachable")
+
+
+# Optuna's RDBStorage creates the tables and inserts its schema version row when it opens a
+# new database; two processes doing so at once collide on one of these.
+_CREATE_RACE = ("UNIQUE constraint failed", "already exists", "duplicate key",
+                "database is locked")
+_CREATE_ATTEMPTS = 20
+
+
+def _lost_creation_race(message: str) -> bool:
+    return any(marker in message for marker in _CREATE_RACE)
 
 
 def _serialise_sqlite_writers(engine: sqlalchemy.engine.Engine) -> None:
