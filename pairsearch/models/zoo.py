@@ -17,6 +17,7 @@ from pairsearch.models.blocks import (
     Branch,
     HeadInput,
     ModelOutput,
+    PatchConv2d,
     cnn_branch,
     conv_stack,
     flat_size,
@@ -310,7 +311,8 @@ def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
     layers: list[nn.Module] = []
     width = 1
     for index, size in enumerate(widths):
-        layers.append(nn.Conv2d(width, size, kernel_size=3, padding=1))
+        conv = PatchConv2d if index == 0 else nn.Conv2d
+        layers.append(conv(width, size, kernel_size=3, padding=1))
         if index in (2, 3):
             layers.append(nn.BatchNorm2d(size))
         layers.append(make_activation(act))
