@@ -10,7 +10,7 @@ import torch
 
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device, stratified_folds
-from pairsearch.evaluation.evaluator import _splits
+from pairsearch.evaluation.evaluator import _runs
 
 
 def test_folds_are_disjoint_cover_and_stratified():
@@ -40,12 +40,12 @@ def test_bad_protocols(kwargs, message):
 
 
 def test_cv_never_touches_test_pairs(small_pairs):
-    splits = _splits(small_pairs, Protocol("cv", folds=4, repeats=2), seed=0)
-    assert len(splits) == 8
+    runs = _runs(small_pairs, Protocol("cv", folds=4, repeats=2), seed=0)
+    assert len(runs) == 8
     test_rows = {bytes(x.numpy()) for x in small_pairs.test.inputs}
-    for _, _, train, held in splits:
-        assert len(train) + len(held) == len(small_pairs.train)
-        assert not any(bytes(x.numpy()) in test_rows for x in held.inputs)
+    for run in runs:
+        assert len(run.train_index) + len(run.held_out) == len(small_pairs.train)
+        assert not any(bytes(x.numpy()) in test_rows for x in run.held_out.inputs)
 
 
 def test_cv_scores_and_fields(small_pairs):

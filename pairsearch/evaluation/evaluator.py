@@ -24,16 +24,20 @@ from sklearn.model_selection import StratifiedKFold
 from pairsearch.data import PairData, PairSet
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation.config import Config
+from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.training import (
     accuracy_of,
+    batch_slices,
     mean_or_none,
     score_model,
+    train_ensemble,
     train_model,
 )
 from pairsearch.models import count_parameters, create_model
+from pairsearch.models.ensemble import Ensemble
 
-EpochCallback = Callable[[int, int, float], None]
-"""Called as ``callback(run_index, epoch, validation_accuracy)`` after each epoch."""
+EpochCallback = Callable[[int, float], None]
+"""Called as ``callback(step, mean_validation_accuracy)`` after each epoch."""
 
 
 @dataclass(frozen=True)
@@ -209,25 +213,74 @@ def stratified_folds(targets: torch.Tensor, folds: int, seed: int
             for train, valid in splitter.split(np.zeros(len(labels)), labels)]
 
 
-def _splits(data: PairData, protocol: Protocol, seed: int
-            ) -> list[tuple[int, Optional[int], PairSet, PairSet]]:
-    """(repeat, fold, training pairs, held-out pairs) for every run of the protocol."""
+@dataclass(frozen=True)
+class _Run:
+    """One training of the protocol: which pairs it trains on and which score it."""
+
+    repeat: int
+    fold: Optional[int]
+    seed: int
+    train_index: torch.Tensor
+    held_out: PairSet
+
+
+def _runs(data: PairData, protocol: Protocol, seed: int) -> list[_Run]:
+    """Every run of the protocol, in order (repeat-major, then fold)."""
+    device = data.train.inputs.device
     if protocol.kind == "test":
-        return [(r, None, data.train, data.test) for r in range(protocol.repeats)]
+        everything = torch.arange(len(data.train), device=device)
+        return [_Run(r, None, run_seed(seed, r, None), everything, data.test)
+                for r in range(protocol.repeats)]
     runs = []
     for repeat in range(protocol.repeats):
         for fold, (train, valid) in enumerate(
                 stratified_folds(data.train.targets, protocol.folds, split_seed(seed, repeat))):
-            device = data.train.inputs.device
-            runs.append((repeat, fold, data.train.subset(train.to(device)),
-                         data.train.subset(valid.to(device))))
+            runs.append(_Run(repeat, fold, run_seed(seed, repeat, fold), train.to(device),
+                             data.train.subset(valid.to(device))))
     return runs
+
+
+Engine = Literal["auto", "loop", "vmap", "sequential"]
+ENGINES: tuple[str, ...] = ("auto", "loop", "vmap", "sequential")
+
+
+def resolve_engine(engine: str, device: torch.device) -> str:
+    """``auto`` → ``vmap`` on a GPU, ``loop`` on a CPU (see ``models.ensemble``).
+
+    Raises:
+        PairsearchError: On an unknown engine.
+    """
+    if engine not in ENGINES:
+        raise PairsearchError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+    if engine == "auto":
+        return "vmap" if device.type == "cuda" else "loop"
+    return engine
+
+
+def _groups(runs: list[_Run], batch_size: int, engine: str) -> list[list[int]]:
+    """Runs trained together: all of them, except where their step counts (loop) or
+    training-set sizes (vmap: members are stacked, so batches must be equal) differ;
+    one per group for the sequential engine."""
+    if engine == "sequential":
+        return [[index] for index in range(len(runs))]
+    groups: dict[int, list[int]] = {}
+    for index, run in enumerate(runs):
+        n = len(run.train_index)
+        key = n if engine == "vmap" else len(batch_slices(n, batch_size))
+        groups.setdefault(key, []).append(index)
+    return list(groups.values())
 
 
 def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), seed: int = 0,
              device: str | torch.device = "cpu",
-             epoch_callback: EpochCallback | None = None) -> Evaluation:
+             epoch_callback: EpochCallback | None = None,
+             engine: str = "auto") -> Evaluation:
     """Train and score ``config`` under ``protocol``.
+
+    All the runs of the protocol (K folds × R repeats, or R trainings) are trained
+    at once as one ensemble (``models.ensemble``); each run still has its own
+    initialisation, shuffles, optimizer state and BatchNorm statistics, seeded by
+    ``run_seed`` exactly as if it were trained alone.
 
     Args:
         config: The model and training options.
@@ -235,45 +288,78 @@ def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), se
         protocol: ``cv`` (K folds x R repeats on the training pairs) or ``test``.
         seed: Seed of fold splits, initialisations and shuffles.
         device: Where to train (``resolve_device`` turns a name into a device).
-        epoch_callback: Called after each epoch with the run index, epoch and
-            validation accuracy (for pruning); costs one scoring pass per epoch.
+        epoch_callback: Called after each epoch with a step number and the mean
+            validation accuracy of the runs being trained (for pruning); costs one
+            scoring pass per epoch.
+        engine: ``auto``, ``loop``, ``vmap`` (how the ensemble runs its members) or
+            ``sequential`` (one model after the other: the plain reference loop).
 
     Returns:
         Per-run and aggregate scores; a diverging run stops the evaluation and is
-        reported in ``failed``.
+        reported in ``failed``. A run's ``train_seconds`` is its share of the time of
+        the ensemble it was trained in.
 
     Raises:
-        PairsearchError: If the folds cannot be made.
+        PairsearchError: If the folds cannot be made, or on an unknown engine.
     """
     device = resolve_device(device) if isinstance(device, str) else device
+    engine = resolve_engine(engine, device)
+    tune_allocator()
     data = data.to(device)
-    splits = _splits(data, protocol, seed)
+    runs = _runs(data, protocol, seed)
     n_pairs = f"{len(data.train)} train / {len(data.test)} test pairs"
-    runs: list[RunScore] = []
+    scores: dict[int, RunScore] = {}
     params = 0
     failed = None
-    for index, (repeat, fold, train_pairs, held_out) in enumerate(splits):
-        this_seed = run_seed(seed, repeat, fold)
-        torch.manual_seed(this_seed)  # initialisation and dropout
-        generator = torch.Generator(device=device).manual_seed(this_seed)
-        model = create_model(config.model, **config.model_options).to(device)
-        params = count_parameters(model)
-
-        after_epoch = None
-        if epoch_callback is not None:
-            def after_epoch(epoch: int, index: int = index, model=model, held=held_out) -> None:
-                epoch_callback(index, epoch, accuracy_of(model, held))
+    epochs = config.train.epochs
+    for group_number, group in enumerate(_groups(runs, config.train.batch_size, engine)):
+        members = []
+        for index in group:
+            torch.manual_seed(runs[index].seed)  # initialisation (and, sequentially, dropout)
+            members.append(create_model(config.model, **config.model_options).to(device))
+        params = count_parameters(members[0])
+        generators = [torch.Generator(device=device).manual_seed(runs[index].seed)
+                      for index in group]
+        held_out = [runs[index].held_out for index in group]
 
         started = time.perf_counter()
-        outcome = train_model(model, train_pairs, config.train, generator, after_epoch)
+        if engine == "sequential":
+            (index,), (model,) = group, members
+            after_epoch = None
+            if epoch_callback is not None:
+                def after_epoch(epoch: int, model=model, held=held_out[0],
+                                step=group_number * epochs) -> None:
+                    epoch_callback(step + epoch, accuracy_of(model, held))
+            outcome = train_model(model, data.train.subset(runs[index].train_index),
+                                  config.train, generators[0], after_epoch)
+            losses, failure, trained = [outcome.final_loss], outcome.failed, [model]
+            failed_member = 0 if failure else None
+        else:
+            ensemble = Ensemble(members, engine)
+            after_epoch = None
+            if epoch_callback is not None:
+                def after_epoch(epoch: int, ensemble=ensemble, held=held_out,
+                                step=group_number * epochs) -> None:
+                    models = ensemble.members()
+                    epoch_callback(step + epoch, float(np.mean(
+                        [accuracy_of(m, h) for m, h in zip(models, held)])))
+            result = train_ensemble(ensemble, data.train,
+                                    [runs[index].train_index for index in group],
+                                    config.train, generators, after_epoch)
+            losses, failure, failed_member = (result.final_losses, result.failed,
+                                              result.failed_member)
+            trained = ensemble.members() if failure is None else []
         if device.type == "cuda":
             torch.cuda.synchronize(device)
-        seconds = time.perf_counter() - started
-        if outcome.failed:
-            failed = f"run {index + 1} diverged: {outcome.failed}"
+        seconds = (time.perf_counter() - started) / len(group)
+        if failure:
+            failed = f"run {group[failed_member] + 1} diverged: {failure}"
             break
-        scores = score_model(model, held_out)
-        runs.append(RunScore(repeat, fold, this_seed, scores.accuracy, scores.f1,
-                             scores.digit_accuracy, outcome.final_loss, seconds))
+        for index, model, loss, held in zip(group, trained, losses, held_out):
+            run = runs[index]
+            score = score_model(model, held)
+            scores[index] = RunScore(run.repeat, run.fold, run.seed, score.accuracy, score.f1,
+                                     score.digit_accuracy, loss, seconds)
+    completed = tuple(scores[index] for index in sorted(scores))
     return Evaluation(config, protocol, seed, str(device), f"{data.source}; {n_pairs}", params,
-                      tuple(runs), failed)
+                      completed, failed)

@@ -1,15 +1,17 @@
-"""Train one model on pairs held as tensors on the device, and score it.
+"""Train models on pairs held as tensors on the device, and score them.
 
 No DataLoader: the pairs are a few hundred kilobytes, so each epoch is a
 ``randperm`` and slices of resident tensors (airbench's way). The loss is read
-back once per epoch, not per step, to check for divergence.
+back once per epoch, not per step, to check for divergence. ``train_ensemble``
+trains all the runs of an evaluation at once (see ``models.ensemble``);
+``train_model`` is the plain one-model loop it is checked against.
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -21,6 +23,8 @@ from pairsearch.evaluation.config import TrainConfig
 from pairsearch.evaluation.losses import LOSSES
 from pairsearch.evaluation.optimizers import make_optimizer
 from pairsearch.models import ModelOutput
+from pairsearch.models.blocks import random_stream
+from pairsearch.models.ensemble import Ensemble
 
 _SCORE_CHUNK = 4096  # pairs per forward pass when scoring
 
@@ -67,10 +71,35 @@ def total_loss(output: ModelOutput, targets: torch.Tensor, classes: torch.Tensor
     return loss
 
 
+def batch_slices(n: int, batch_size: int) -> list[slice]:
+    """The mini-batches of one epoch over ``n`` shuffled pairs.
+
+    A last batch of a single pair is dropped (BatchNorm cannot train on one
+    example); every other pair is seen once per epoch.
+    """
+    batch = min(batch_size, n)
+    slices = [slice(start, min(start + batch, n)) for start in range(0, n, batch)]
+    if n > 1 and slices[-1].stop - slices[-1].start == 1:
+        slices.pop()
+    return slices
+
+
+def _check_finite(losses: list[float], epoch: int) -> Optional[tuple[int, str]]:
+    """(member, reason) of the first non-finite loss, else ``None``."""
+    for member, value in enumerate(losses):
+        if not math.isfinite(value):
+            return member, f"loss became {value} at epoch {epoch + 1}"
+    return None
+
+
 def train_model(model: nn.Module, pairs: PairSet, config: TrainConfig,
                 generator: torch.Generator,
                 after_epoch: Callable[[int], None] | None = None) -> TrainOutcome:
-    """Train ``model`` in place on ``pairs``.
+    """Train ``model`` in place on ``pairs``: the plain one-model loop.
+
+    ``train_ensemble`` trains several models at once and is what the evaluator
+    uses; this loop is its reference (tests check they agree) and the simplest
+    reading of the training procedure.
 
     Args:
         model: A freshly initialised model on the pairs' device.
@@ -84,31 +113,135 @@ def train_model(model: nn.Module, pairs: PairSet, config: TrainConfig,
     """
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
     n = len(pairs)
-    batch = min(config.batch_size, n)
     device = pairs.inputs.device
+    slices = batch_slices(n, config.batch_size)
     last = float("nan")
     for epoch in range(config.epochs):
         model.train()
         order = torch.randperm(n, generator=generator, device=device)
         running = torch.zeros((), device=device)
         seen = 0
-        for start in range(0, n, batch):
-            index = order[start:start + batch]
-            if len(index) == 1 and n > 1:
-                continue  # BatchNorm cannot train on a batch of one; skip that last pair
-            loss = total_loss(model(pairs.inputs[index]), pairs.targets[index],
-                              pairs.classes[index], config)
+        for part in slices:
+            index = order[part]
+            with random_stream(generator):
+                output = model(pairs.inputs[index])
+            loss = total_loss(output, pairs.targets[index], pairs.classes[index], config)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             running += loss.detach() * len(index)
             seen += len(index)
         last = float(running / seen)  # one host sync per epoch
-        if not math.isfinite(last):
-            return TrainOutcome(last, f"loss became {last} at epoch {epoch + 1}")
+        failure = _check_finite([last], epoch)
+        if failure is not None:
+            return TrainOutcome(last, failure[1])
         if after_epoch is not None:
             after_epoch(epoch)
     return TrainOutcome(last)
+
+
+@dataclass(frozen=True)
+class EnsembleOutcome:
+    """How the training of an ensemble ended.
+
+    Attributes:
+        final_losses: Each member's mean training loss over the last epoch run.
+        failed: Why training stopped early (a member's NaN or infinite loss), else ``None``.
+        failed_member: The member whose loss diverged, else ``None``.
+    """
+
+    final_losses: list[float]
+    failed: Optional[str] = None
+    failed_member: Optional[int] = None
+
+
+def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[torch.Tensor],
+                   config: TrainConfig, generators: Sequence[torch.Generator],
+                   after_epoch: Callable[[int], None] | None = None) -> EnsembleOutcome:
+    """Train every member of ``ensemble`` at once, each on its own pairs and shuffles.
+
+    Member m sees exactly what ``train_model`` would show it with
+    ``pairs.subset(train_index[m])`` and ``generators[m]``: the same shuffles, the
+    same mini-batches and the same dropout masks. The loss minimised is the sum of
+    the members' own mean losses, so each member's gradient is the one it would get
+    alone, and one optimizer over the stacked weights acts as one optimizer per
+    member. The losses are read back once per epoch, never per step.
+
+    Args:
+        ensemble: Freshly initialised members on the pairs' device.
+        pairs: All pairs, on the device.
+        train_index: Each member's training pairs (indices into ``pairs``).
+        config: Training options.
+        generators: One random generator per member, on the device, for its shuffles
+            and dropout masks.
+        after_epoch: Called with the epoch index (0-based) after each epoch.
+
+    Returns:
+        Each member's last-epoch loss, or the member and reason training stopped.
+
+    Raises:
+        ValueError: If the members would take different numbers of steps per epoch
+            (the evaluator groups runs so that they never do).
+    """
+    members = ensemble.size
+    sizes = [len(index) for index in train_index]
+    slices = [batch_slices(n, config.batch_size) for n in sizes]
+    if len({len(s) for s in slices}) != 1:
+        raise ValueError(f"members take different numbers of steps per epoch ({sizes} pairs)")
+    optimizer = make_optimizer(config.optimizer, ensemble.parameters(), config.lr)
+    device = pairs.inputs.device
+    # Pairs per member and step, made once: a host-to-device copy inside the loop would
+    # synchronise with the GPU at every step.
+    counts = torch.tensor([[s[step].stop - s[step].start for s in slices]
+                           for step in range(len(slices[0]))], device=device)
+    seen = counts.sum(dim=0)
+    last = [float("nan")] * members
+    for epoch in range(config.epochs):
+        ensemble.train()
+        orders = [index[torch.randperm(len(index), generator=g, device=device)]
+                  for index, g in zip(train_index, generators)]
+        running = torch.zeros(members, device=device)
+        for step in range(len(slices[0])):
+            batches = [order[s[step]] for order, s in zip(orders, slices)]
+            optimizer.zero_grad(set_to_none=True)
+            if ensemble.engine == "vmap":
+                losses = _vmap_step(ensemble, pairs, batches, config)
+            else:
+                losses = _loop_step(ensemble, pairs, batches, config, generators)
+            optimizer.step()
+            running += losses * counts[step]
+        last = (running / seen).tolist()  # one host sync per epoch
+        failure = _check_finite(last, epoch)
+        if failure is not None:
+            return EnsembleOutcome(last, failure[1], failure[0])
+        if after_epoch is not None:
+            after_epoch(epoch)
+    return EnsembleOutcome(last)
+
+
+def _loop_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
+               config: TrainConfig, generators: Sequence[torch.Generator]) -> torch.Tensor:
+    """Forward and backward of every member, one after the other; their (detached) losses."""
+    states = ensemble.member_states()
+    losses = []
+    for member, index in enumerate(batches):
+        with random_stream(generators[member]):
+            output = ensemble.run_member(states[member], pairs.inputs[index])
+        losses.append(total_loss(output, pairs.targets[index], pairs.classes[index], config))
+    loss = torch.stack(losses)
+    loss.sum().backward()
+    return loss.detach()
+
+
+def _vmap_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
+               config: TrainConfig) -> torch.Tensor:
+    """Forward and backward of every member in one vectorised pass."""
+    index = torch.stack(batches)
+    outputs = ensemble(pairs.inputs[index])
+    loss = torch.stack([total_loss(out, pairs.targets[b], pairs.classes[b], config)
+                        for out, b in zip(outputs, batches)])
+    loss.sum().backward()
+    return loss.detach()
 
 
 @torch.no_grad()

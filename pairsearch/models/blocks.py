@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple, Optional, Sequence
+import contextlib
+import contextvars
+from typing import Iterator, Literal, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -40,6 +42,36 @@ class ModelOutput(NamedTuple):
     pair_aux: Optional[torch.Tensor] = None
 
 
+_DROPOUT_STREAM: contextvars.ContextVar[Optional[torch.Generator]] = contextvars.ContextVar(
+    "pairsearch_dropout_stream", default=None)
+
+
+@contextlib.contextmanager
+def random_stream(generator: Optional[torch.Generator]) -> Iterator[None]:
+    """Make ``Dropout`` layers draw their masks from ``generator`` (in this thread only).
+
+    Each training run owns a generator, so its dropout masks do not depend on
+    which other runs share the process or the thread they run in: trained alone
+    or in an ensemble, in any order, a run draws the same masks.
+    """
+    token = _DROPOUT_STREAM.set(generator)
+    try:
+        yield
+    finally:
+        _DROPOUT_STREAM.reset(token)
+
+
+class Dropout(nn.Dropout):
+    """``nn.Dropout`` that draws from the run's ``random_stream`` when one is set."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        generator = _DROPOUT_STREAM.get()
+        if not self.training or self.p == 0 or generator is None:
+            return super().forward(x)
+        keep = torch.empty_like(x).bernoulli_(1 - self.p, generator=generator)
+        return x * keep / (1 - self.p)
+
+
 def make_activation(name: str) -> nn.Module:
     """A fresh activation module by name."""
     return _ACTIVATIONS[name]()
@@ -56,7 +88,7 @@ def mlp(in_features: int, hidden: Sequence[int], out_features: int, act: str,
             layers.append(nn.BatchNorm1d(size))
         layers.append(make_activation(act))
         if dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         width = size
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
@@ -147,6 +179,44 @@ def mlp_branch(hidden: Sequence[int], act: str, batchnorm: bool, dropout: float,
     """One digit (1×14×14) → ``out_features`` with fully connected layers (reports 003, 004)."""
     return nn.Sequential(nn.Flatten(), mlp(DIGIT_PIXELS, hidden, out_features, act, batchnorm,
                                            dropout))
+
+
+class ElmanRNN(nn.Module):
+    """``nn.RNN(nonlinearity="tanh", batch_first=True)`` written out step by step.
+
+    Same parameters (per layer ``ih`` and ``hh``: weights and biases of
+    ``weight_ih_l{k}``, ``weight_hh_l{k}``, ``bias_ih_l{k}``, ``bias_hh_l{k}``), same
+    initialisation U(−1/√hidden, 1/√hidden) and same function; written in plain
+    tensor operations so that ``torch.func.vmap`` can batch several models of it (it
+    has no batching rule for the fused RNN kernel). The initial state is zero.
+
+    Args:
+        input_size: Features per time step.
+        hidden_size: State size.
+        num_layers: Stacked layers.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1) -> None:
+        super().__init__()
+        self.layers = nn.ModuleList(
+            nn.ModuleDict({"ih": nn.Linear(input_size if k == 0 else hidden_size, hidden_size),
+                           "hh": nn.Linear(hidden_size, hidden_size)})
+            for k in range(num_layers))
+        bound = hidden_size ** -0.5
+        for parameter in self.parameters():
+            nn.init.uniform_(parameter, -bound, bound)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., T, input_size) → the last layer's state after the last step (..., hidden)."""
+        for layer in self.layers:
+            driven = layer["ih"](x)  # every step's input term in one product
+            state = torch.tanh(driven[..., 0, :] + layer["hh"].bias)  # h_0 = 0
+            states = [state]
+            for step in range(1, driven.shape[-2]):
+                state = torch.tanh(driven[..., step, :] + layer["hh"](state))
+                states.append(state)
+            x = torch.stack(states, dim=-2)
+        return x[..., -1, :]
 
 
 def split_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

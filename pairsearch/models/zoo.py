@@ -15,6 +15,8 @@ from pairsearch.models.blocks import (
     NUM_CLASSES,
     Activation,
     Branch,
+    Dropout,
+    ElmanRNN,
     HeadInput,
     ModelOutput,
     PatchConv2d,
@@ -284,16 +286,15 @@ class RnnSiamese(nn.Module):
                  head_input: str) -> None:
         super().__init__()
         self.head_probs = head_input == "probs"
-        self.rnn = nn.RNN(input_size=14, hidden_size=hidden, num_layers=layers,
-                          nonlinearity="tanh", batch_first=True)
+        self.rnn = ElmanRNN(input_size=14, hidden_size=hidden, num_layers=layers)
         self.digit = nn.Linear(hidden, NUM_CLASSES)
         self.head = mlp(2 * NUM_CLASSES, [head_hidden], 2, act)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         batch = x.shape[0]
         rows = torch.cat([x[:, 0], x[:, 1]])  # (2B, 14 rows, 14 pixels), both digits at once
-        _, state = self.rnn(rows)  # initial state is zeros, as in report 004
-        logit_a, logit_b = self.digit(state[-1]).split(batch)
+        state = self.rnn(rows)  # initial state is zeros, as in report 004
+        logit_a, logit_b = self.digit(state).split(batch)
         pair = self.head(_head_features(logit_a, logit_b, self.head_probs))
         return ModelOutput(pair, logit_a, logit_b)
 
@@ -317,7 +318,7 @@ def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
             layers.append(nn.BatchNorm2d(size))
         layers.append(make_activation(act))
         if index >= 3 and dropout > 0:
-            layers.append(nn.Dropout(dropout))
+            layers.append(Dropout(dropout))
         if index in (1, 3):
             layers.append(nn.MaxPool2d(2))  # 14 → 7 → 3
         width = size

@@ -173,11 +173,8 @@ class Runner:
 
         callback = None
         if prune:
-            epochs = config.train.epochs
-
-            def callback(run: int, epoch: int, accuracy: float) -> None:
-                step = run * epochs + epoch
-                trial.report(accuracy, step)
+            def callback(step: int, accuracy: float) -> None:
+                trial.report(accuracy, step)  # mean validation accuracy of the folds
                 if trial.should_prune():
                     raise optuna.TrialPruned()
 
