@@ -143,3 +143,18 @@ def test_config_round_trip_and_errors():
         Config.from_settings("mlp", {"lr": "0"})
     with pytest.raises(PairsearchError, match="bad value 'x' for option 'batch_size'"):
         Config.from_settings("mlp", {"batch_size": "x"})
+
+
+def test_f1_matches_scikit_learn():
+    from sklearn.metrics import f1_score
+
+    from pairsearch.evaluation.training import f1_of
+
+    generator = torch.Generator().manual_seed(0)
+    for _ in range(20):
+        targets = torch.randint(0, 2, (50,), generator=generator)
+        predicted = torch.randint(0, 2, (50,), generator=generator)
+        assert f1_of(predicted, targets) == pytest.approx(
+            f1_score(targets.numpy(), predicted.numpy(), zero_division=0))
+    zeros = torch.zeros(10, dtype=torch.long)
+    assert f1_of(zeros, zeros) == f1_score(zeros.numpy(), zeros.numpy(), zero_division=0) == 0

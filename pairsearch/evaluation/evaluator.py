@@ -19,7 +19,6 @@ from typing import Any, Callable, Literal, Optional
 
 import numpy as np
 import torch
-from sklearn.model_selection import StratifiedKFold
 
 from pairsearch.data import PairData, PairSet
 from pairsearch.errors import PairsearchError
@@ -208,6 +207,8 @@ def stratified_folds(targets: torch.Tensor, folds: int, seed: int
     if folds > smallest:
         raise PairsearchError(f"cannot make {folds} stratified folds: the rarer target class "
                               f"has only {smallest} training pairs")
+    from sklearn.model_selection import StratifiedKFold  # here: 2 s to import, CV only
+
     splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return [(torch.from_numpy(train), torch.from_numpy(valid))
             for train, valid in splitter.split(np.zeros(len(labels)), labels)]
