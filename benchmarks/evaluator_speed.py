@@ -106,6 +106,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--engine", default="auto")
+    parser.add_argument("--sequential", action="store_true",
+                        help="also time evaluate() with engine=sequential (no batching)")
     parser.add_argument("--commands", type=int, default=0, metavar="N",
                         help="also time the two whole commands N times each")
     parser.add_argument("--json", action="store_true")
@@ -126,7 +128,7 @@ def main() -> None:
                                         folds_seed, args.epochs, device=str(device))
         return (time.perf_counter() - started) / args.folds, accuracies
 
-    def run_ours() -> tuple[float, list[float]]:
+    def run_ours(engine: str = engine) -> tuple[float, list[float]]:
         started = time.perf_counter()
         result = evaluate(config, data, protocol, seed=0, device=device, engine=engine)
         sync(device)
@@ -138,10 +140,12 @@ def main() -> None:
     reference_default = [run_reference() for _ in range(args.rounds)]
     evaluate(Config.from_settings("siamese_aux", {"epochs": "1"}), data, protocol,
              device=device, engine=engine)
-    reference_tuned, ours = [], []
+    reference_tuned, ours, sequential = [], [], []
     for _ in range(args.rounds):
         ours.append(run_ours())
         reference_tuned.append(run_reference())
+        if args.sequential:
+            sequential.append(run_ours("sequential"))
 
     peak = matmul_peak(device)
     flops = flops_per_fold_training(len(train) * (args.folds - 1) // args.folds, args.epochs)
@@ -170,6 +174,8 @@ def main() -> None:
         "reference_tuned_allocator": summary(reference_tuned),
         "evaluate": summary(ours),
     }
+    if sequential:
+        report["evaluate_sequential"] = summary(sequential)
     ours_ms = report["evaluate"]["ms_per_fold_training"]
     report["speedup_vs_reference"] = \
         report["reference_default_allocator"]["ms_per_fold_training"] / ours_ms
@@ -193,7 +199,10 @@ def main() -> None:
     print(f"{'':34s} {'ms/fold-training':>16s} {'of peak':>8s} {'val. accuracy':>16s}")
     for name, key in (("report-style loop, default malloc", "reference_default_allocator"),
                       ("report-style loop, tuned malloc", "reference_tuned_allocator"),
+                      ("evaluate(), one run at a time", "evaluate_sequential"),
                       ("pairsearch evaluate()", "evaluate")):
+        if key not in report:
+            continue
         row = report[key]
         print(f"{name:34s} {row['ms_per_fold_training']:16.0f} {row['fraction_of_peak']:8.1%} "
               f"{row['accuracy_mean']:9.4f} ± {row['accuracy_std']:.4f}")

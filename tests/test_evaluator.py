@@ -40,7 +40,7 @@ def test_bad_protocols(kwargs, message):
 
 
 def test_cv_never_touches_test_pairs(small_pairs):
-    runs = _runs(small_pairs, Protocol("cv", folds=4, repeats=2), seed=0)
+    _, runs = _runs(small_pairs, Protocol("cv", folds=4, repeats=2), seed=0)
     assert len(runs) == 8
     test_rows = {bytes(x.numpy()) for x in small_pairs.test.inputs}
     for run in runs:
@@ -158,3 +158,18 @@ def test_f1_matches_scikit_learn():
             f1_score(targets.numpy(), predicted.numpy(), zero_division=0))
     zeros = torch.zeros(10, dtype=torch.long)
     assert f1_of(zeros, zeros) == f1_score(zeros.numpy(), zeros.numpy(), zero_division=0) == 0
+
+
+def test_fresh_draw_per_run(pools):
+    """Report 004's protocol: each run trains and is scored on its own draw of pairs."""
+    from pairsearch.data import generate_pairs
+
+    draws = [generate_pairs(pools, 120, 60, seed) for seed in (1, 2)]
+    config = Config.from_settings("mlp", {"epochs": "2"})
+    together = evaluate(config, draws, Protocol("test", repeats=2), seed=0)
+    assert "drawn afresh" in together.data and len(together.runs) == 2
+    # Run 0 is training on draw 0 alone (same run seed, same pairs).
+    assert together.runs[0].accuracy == pytest.approx(
+        evaluate(config, draws[0], Protocol("test", repeats=1), seed=0).runs[0].accuracy)
+    with pytest.raises(PairsearchError, match="draws of pairs need the test protocol"):
+        evaluate(config, draws, Protocol("cv", folds=2), seed=0)

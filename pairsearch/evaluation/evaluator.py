@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional
+from typing import Any, Callable, Literal, Optional, Sequence
 
 import numpy as np
 import torch
@@ -225,20 +225,34 @@ class _Run:
     held_out: PairSet
 
 
-def _runs(data: PairData, protocol: Protocol, seed: int) -> list[_Run]:
-    """Every run of the protocol, in order (repeat-major, then fold)."""
+def _runs(data: PairData | Sequence[PairData], protocol: Protocol, seed: int
+          ) -> tuple[PairSet, list[_Run]]:
+    """The training pairs every run indexes into, and every run in order (repeat-major).
+
+    A sequence of draws (test protocol only) gives one run per draw: the draws'
+    training pairs are concatenated and run r trains on draw r's part.
+    """
+    if not isinstance(data, PairData):
+        draws = list(data)
+        offsets = np.cumsum([0] + [len(d.train) for d in draws]).tolist()
+        device = draws[0].train.inputs.device
+        train = PairSet(*(torch.cat([getattr(d.train, name) for d in draws])
+                          for name in ("inputs", "targets", "classes")))
+        return train, [_Run(r, None, run_seed(seed, r, None),
+                            torch.arange(offsets[r], offsets[r + 1], device=device), d.test)
+                       for r, d in enumerate(draws)]
     device = data.train.inputs.device
     if protocol.kind == "test":
         everything = torch.arange(len(data.train), device=device)
-        return [_Run(r, None, run_seed(seed, r, None), everything, data.test)
-                for r in range(protocol.repeats)]
+        return data.train, [_Run(r, None, run_seed(seed, r, None), everything, data.test)
+                            for r in range(protocol.repeats)]
     runs = []
     for repeat in range(protocol.repeats):
         for fold, (train, valid) in enumerate(
                 stratified_folds(data.train.targets, protocol.folds, split_seed(seed, repeat))):
             runs.append(_Run(repeat, fold, run_seed(seed, repeat, fold), train.to(device),
                              data.train.subset(valid.to(device))))
-    return runs
+    return data.train, runs
 
 
 Engine = Literal["auto", "loop", "vmap", "sequential"]
@@ -272,7 +286,8 @@ def _groups(runs: list[_Run], batch_size: int, engine: str) -> list[list[int]]:
     return list(groups.values())
 
 
-def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), seed: int = 0,
+def evaluate(config: Config, data: PairData | Sequence[PairData],
+             protocol: Protocol = Protocol(), seed: int = 0,
              device: str | torch.device = "cpu",
              epoch_callback: EpochCallback | None = None,
              engine: str = "auto") -> Evaluation:
@@ -285,7 +300,9 @@ def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), se
 
     Args:
         config: The model and training options.
-        data: Train and test pairs (moved to ``device`` here).
+        data: Train and test pairs (moved to ``device`` here); or, for the test protocol,
+            one draw of pairs per repeat (report 004's protocol: every run trains and is
+            scored on pairs drawn afresh).
         protocol: ``cv`` (K folds x R repeats on the training pairs) or ``test``.
         seed: Seed of fold splits, initialisations and shuffles.
         device: Where to train (``resolve_device`` turns a name into a device).
@@ -301,14 +318,23 @@ def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), se
         the ensemble it was trained in.
 
     Raises:
-        PairsearchError: If the folds cannot be made, or on an unknown engine.
+        PairsearchError: If the folds cannot be made, on an unknown engine, or if draws
+            are given to the CV protocol or their number is not ``protocol.repeats``.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     engine = resolve_engine(engine, device)
     tune_allocator()
-    data = data.to(device)
-    runs = _runs(data, protocol, seed)
-    n_pairs = f"{len(data.train)} train / {len(data.test)} test pairs"
+    if isinstance(data, PairData):
+        data = data.to(device)
+        described = f"{data.source}; {len(data.train)} train / {len(data.test)} test pairs"
+    else:
+        if protocol.kind != "test" or len(data) != protocol.repeats:
+            raise PairsearchError(f"{len(data)} draws of pairs need the test protocol with "
+                                  f"as many repeats (got {protocol.describe()})")
+        data = [d.to(device) for d in data]
+        described = (f"{data[0].source}; {len(data[0].train)} train / {len(data[0].test)} "
+                     f"test pairs, drawn afresh for each of the {len(data)} runs")
+    train_pairs, runs = _runs(data, protocol, seed)
     scores: dict[int, RunScore] = {}
     params = 0
     failed = None
@@ -331,7 +357,7 @@ def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), se
                 def after_epoch(epoch: int, model=model, held=held_out[0],
                                 step=group_number * epochs) -> None:
                     epoch_callback(step + epoch, accuracy_of(model, held))
-            outcome = train_model(model, data.train.subset(runs[index].train_index),
+            outcome = train_model(model, train_pairs.subset(runs[index].train_index),
                                   config.train, generators[0], after_epoch)
             losses, failure, trained = [outcome.final_loss], outcome.failed, [model]
             failed_member = 0 if failure else None
@@ -344,7 +370,7 @@ def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), se
                     models = ensemble.members()
                     epoch_callback(step + epoch, float(np.mean(
                         [accuracy_of(m, h) for m, h in zip(models, held)])))
-            result = train_ensemble(ensemble, data.train,
+            result = train_ensemble(ensemble, train_pairs,
                                     [runs[index].train_index for index in group],
                                     config.train, generators, after_epoch)
             losses, failure, failed_member = (result.final_losses, result.failed,
@@ -362,5 +388,4 @@ def evaluate(config: Config, data: PairData, protocol: Protocol = Protocol(), se
             scores[index] = RunScore(run.repeat, run.fold, run.seed, score.accuracy, score.f1,
                                      score.digit_accuracy, loss, seconds)
     completed = tuple(scores[index] for index in sorted(scores))
-    return Evaluation(config, protocol, seed, str(device), f"{data.source}; {n_pairs}", params,
-                      completed, failed)
+    return Evaluation(config, protocol, seed, str(device), described, params, completed, failed)

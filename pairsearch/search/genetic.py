@@ -233,6 +233,9 @@ def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSe
         PairsearchError: If the study exists with another space, protocol or GA settings,
             or another live process owns it.
     """
+    if space.budget is not None:
+        raise PairsearchError("the genetic algorithm breeds any combination of values; it "
+                              "cannot keep to a parameter [budget] (use grid)")
     meta = {"strategy": "genetic", "space": space.to_json(),
             "protocol": {**settings.protocol_meta(), "pop": genetic.pop,
                          "survivors": genetic.survivors, "diversity": genetic.diversity,

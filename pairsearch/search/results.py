@@ -22,7 +22,8 @@ from pairsearch.search.space import space_from_dict
 from pairsearch.search.storage import load_existing, open_study, study_meta
 
 _TABLE_ATTRS = {"user_attrs_accuracy_std": "std", "user_attrs_f1_mean": "f1",
-                "user_attrs_digit_accuracy_mean": "digit_acc", "user_attrs_params": "params",
+                "user_attrs_digit_accuracy_mean": "digit_acc",
+                "user_attrs_final_loss_mean": "loss", "user_attrs_params": "params",
                 "user_attrs_train_seconds": "seconds", "user_attrs_reused_from": "reused_from",
                 "user_attrs_generation": "generation", "user_attrs_fitness": "fitness"}
 

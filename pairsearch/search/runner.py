@@ -16,6 +16,7 @@ import math
 from dataclasses import asdict, dataclass, replace
 from typing import Any, Callable, Mapping, Optional
 
+import numpy as np
 import optuna
 import torch
 from optuna.trial import TrialState
@@ -33,7 +34,11 @@ _SCORE_ATTRS = ("config_key", "accuracies", "accuracy_std", "f1_mean", "digit_ac
 
 @dataclass(frozen=True)
 class SearchSettings:
-    """The protocol of a search: what every trial of a study shares.
+    """The protocol of a study: what every trial of a study shares.
+
+    Searches (grid, TPE, GA) use ``kind="cv"``: K-fold on the training pairs, the test
+    pairs never seen. Experiments also measure fixed configurations with the reports'
+    ``kind="test"`` protocol.
 
     Attributes:
         folds: K of the stratified K-fold on the training pairs.
@@ -42,10 +47,13 @@ class SearchSettings:
         data: Digit source spec.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
         train_pairs: Training pairs drawn.
-        test_pairs: Test pairs drawn (used only by ``retest``).
+        test_pairs: Test pairs drawn (used only by ``retest`` and the test protocol).
         strategy_seed: Seed of the strategy's own choices (TPE sampler, GA); ``None``:
             ``seed``. Not part of the protocol: strategies with different strategy seeds
             score cells identically.
+        kind: ``cv`` or ``test``.
+        repeats: R: CV repeats, or trainings of the test protocol.
+        redraw: Test protocol only: draw new pairs for every run (report 004).
     """
 
     folds: int = 3
@@ -56,23 +64,42 @@ class SearchSettings:
     train_pairs: int = 1000
     test_pairs: int = 1000
     strategy_seed: Optional[int] = None
+    kind: str = "cv"
+    repeats: int = 1
+    redraw: bool = False
 
     @property
     def search_seed(self) -> int:
         """The seed of the strategy's own random choices."""
         return self.seed if self.strategy_seed is None else self.strategy_seed
 
+    @property
+    def protocol(self) -> Protocol:
+        """The evaluator's protocol."""
+        return Protocol(self.kind, self.folds, self.repeats)  # type: ignore[arg-type]
+
     def __post_init__(self) -> None:
-        Protocol("cv", self.folds)  # checks K >= 2
+        self.protocol  # checks kind, K >= 2 and repeats
         if self.epochs is not None and self.epochs < 1:
             raise PairsearchError(f"bad value {self.epochs} for --epochs: must be >= 1")
+        if self.redraw and self.kind != "test":
+            raise PairsearchError("redraw (new pairs for every run) needs the test protocol")
 
     def protocol_meta(self) -> dict[str, Any]:
         """What a study's trials must share to be comparable (the device is not part of it)."""
         meta = asdict(self)
-        meta.pop("device")
-        meta.pop("strategy_seed")
-        return {"kind": "cv", "repeats": 1, **meta}
+        for key in ("device", "strategy_seed", "kind", "repeats", "redraw"):
+            meta.pop(key)
+        if self.kind == "test":
+            meta.pop("folds")
+        if self.redraw:
+            meta["redraw"] = True
+        return {"kind": self.kind, "repeats": self.repeats, **meta}
+
+
+def draw_seed(seed: int, run: int) -> int:
+    """The pair-draw seed of run ``run`` (> 0) when every run draws its own pairs."""
+    return int(np.random.SeedSequence([seed, run, 7]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def cell_key(cell: Mapping[str, Any]) -> str:
@@ -110,9 +137,15 @@ class Runner:
         self.settings = settings
         self.study = study
         self.device = resolve_device(settings.device)
-        self.data = generate_pairs(load_pools(settings.data), settings.train_pairs,
-                                   settings.test_pairs, settings.seed)
-        self.protocol = Protocol("cv", settings.folds)
+        pools = load_pools(settings.data)
+        self.data = generate_pairs(pools, settings.train_pairs, settings.test_pairs,
+                                   settings.seed)
+        self.protocol = settings.protocol
+        # Report 004's protocol: run r trains and is scored on a draw of its own.
+        self.draws = [self.data] + [
+            generate_pairs(pools, settings.train_pairs, settings.test_pairs,
+                           draw_seed(settings.seed, r))
+            for r in range(1, settings.repeats)] if settings.redraw else None
         self.evaluated = 0
         self.reused = 0
         self.failed = 0
@@ -180,8 +213,8 @@ class Runner:
 
         try:
             with Heartbeat(self.study, trial):
-                evaluation = evaluate(config, self.data, self.protocol, self.settings.seed,
-                                      self.device, callback)
+                evaluation = evaluate(config, self.draws or self.data, self.protocol,
+                                      self.settings.seed, self.device, callback)
         except optuna.TrialPruned:
             self._tell(trial, None, before_tell, TrialState.PRUNED)
             return value_on_fail

@@ -25,11 +25,11 @@ import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Mapping
+from typing import Any, Iterator, Mapping, Optional
 
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import Config, train_options
-from pairsearch.models import model_entry
+from pairsearch.models import count_parameters, create_model, model_entry
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -55,32 +55,73 @@ class SearchSpace:
         name: Short name (file stem), used in default study names.
         params: Dimension → values, in file order.
         fixed: Settings shared by every cell.
+        variants: Named bundles of settings (``[variants.NAME]`` tables); when given,
+            ``variant`` is the first dimension and a cell's variant settings apply on top
+            of ``fixed``. For comparisons of architectures that are not a product of
+            options (report 000's model_1, model_1 WS, model_2 AUX1, ...).
+        budget: (low, high) trainable parameters; cells whose network falls outside are
+            not part of the space (report 003's 65k–75k architecture search).
     """
 
     name: str
     params: Mapping[str, tuple[Any, ...]]
     fixed: Mapping[str, Any] = field(default_factory=dict)
+    variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    budget: Optional[tuple[int, int]] = None
 
     def __post_init__(self) -> None:
         _validate(self)
 
     @property
     def size(self) -> int:
-        """Number of cells."""
+        """Number of cells (within the budget, if any)."""
+        if self.budget is not None:
+            return len(self._in_budget())
         size = 1
         for values in self.params.values():
             size *= len(values)
         return size
 
-    def cells(self) -> Iterator[Cell]:
-        """Every cell once, in a fixed order (the last dimension varies fastest)."""
+    def _product(self) -> Iterator[Cell]:
         names = list(self.params)
         for combo in itertools.product(*self.params.values()):
             yield dict(zip(names, combo))
 
+    def _in_budget(self) -> list[Cell]:
+        cached = self.__dict__.get("_budget_cells")
+        if cached is None:
+            low, high = self.budget  # type: ignore[misc]
+            counts: dict[str, int] = {}
+            cached = []
+            for cell in self._product():
+                config = self.config(cell)
+                key = json.dumps([config.model, dict(config.model_options)], sort_keys=True)
+                if key not in counts:
+                    counts[key] = count_parameters(
+                        create_model(config.model, **config.model_options))
+                if low <= counts[key] <= high:
+                    cached.append(cell)
+            object.__setattr__(self, "_budget_cells", cached)
+        return cached
+
+    def cells(self) -> Iterator[Cell]:
+        """Every cell once, in a fixed order (the last dimension varies fastest)."""
+        if self.budget is not None:
+            yield from (dict(cell) for cell in self._in_budget())
+        else:
+            yield from self._product()
+
     def cell_at(self, genes: list[int]) -> Cell:
         """The cell whose value indices are ``genes`` (one per dimension)."""
         return {name: values[g] for (name, values), g in zip(self.params.items(), genes)}
+
+    def settings(self, cell: Mapping[str, Any]) -> dict[str, Any]:
+        """Everything a cell sets: fixed settings, then its variant's, then its own values."""
+        settings = dict(self.fixed)
+        if "variant" in cell and self.variants:
+            settings.update(self.variants[cell["variant"]])
+        settings.update({k: v for k, v in cell.items() if k != "variant" or not self.variants})
+        return settings
 
     def config(self, cell: Mapping[str, Any]) -> Config:
         """The configuration a cell trains (options its model lacks are dropped).
@@ -88,7 +129,7 @@ class SearchSpace:
         Raises:
             PairsearchError: If the cell has no model or a value is invalid.
         """
-        settings = {**self.fixed, **cell}
+        settings = self.settings(cell)
         model = settings.pop("model", None)
         if model is None:
             raise PairsearchError("search space sets no 'model' (a dimension or in [fixed])")
@@ -98,52 +139,103 @@ class SearchSpace:
 
     def to_json(self) -> str:
         """Canonical JSON of the space (stored with a study to detect a changed space)."""
-        return json.dumps({"params": {k: list(v) for k, v in self.params.items()},
-                           "fixed": dict(self.fixed)}, sort_keys=True)
+        document: dict[str, Any] = {"params": {k: list(v) for k, v in self.params.items()},
+                                    "fixed": dict(self.fixed)}
+        if self.variants:
+            document["variants"] = {k: dict(v) for k, v in self.variants.items()}
+            document["params"].pop("variant")  # implied by the variants
+        if self.budget is not None:
+            document["budget"] = {"params": list(self.budget)}
+        return json.dumps(document, sort_keys=True)
 
 
 def _models_of(space: SearchSpace) -> list[str]:
-    models = space.params.get("model") or ([space.fixed["model"]] if "model" in space.fixed
-                                           else [])
+    models = list(space.params.get("model") or ([space.fixed["model"]] if "model" in space.fixed
+                                                 else []))
+    models += [v["model"] for v in space.variants.values() if "model" in v]
     if not models:
-        raise PairsearchError("search space sets no 'model' (a dimension or in [fixed])")
+        raise PairsearchError("search space sets no 'model' (a dimension, in [fixed] or in "
+                              "every variant)")
     for model in models:
         model_entry(str(model))  # raises with the list of valid models
-    return [str(m) for m in models]
+    return sorted({str(m) for m in models})
+
+
+def _check_values(dim: str, values: tuple[Any, ...], models: list[str]) -> None:
+    """Every value of ``dim`` parses as an option of the training or of one of ``models``."""
+    if not values:
+        raise PairsearchError(f"search space: dimension {dim!r} has no values")
+    if len(set(map(_storable, values))) != len(values):
+        raise PairsearchError(f"search space: dimension {dim!r} repeats a value")
+    if dim == "model":
+        return
+    training = train_options()
+    if dim in training:
+        options = [training[dim]]
+    else:
+        options = [model_entry(m).options[dim] for m in models if dim in model_entry(m).options]
+        if not options:
+            raise PairsearchError(
+                f"search space: unknown dimension {dim!r}: not a training option nor an "
+                f"option of {', '.join(models)}")
+    for value in values:
+        if isinstance(value, dict):
+            raise PairsearchError(f"search space: bad value {value!r} for {dim!r}")
+        for option in options:
+            try:
+                option.parse(value)
+            except PairsearchError as error:
+                raise PairsearchError(f"search space: dimension {dim!r}: {error}") from None
 
 
 def _validate(space: SearchSpace) -> None:
     if not space.params:
         raise PairsearchError(f"search space {space.name!r} has no dimensions in [params]")
-    models = _models_of(space)
-    training = train_options()
     overlap = sorted(set(space.params) & set(space.fixed))
     if overlap:
         raise PairsearchError(f"search space: {overlap[0]!r} is both in [params] and [fixed]")
-    for dim, values in list(space.params.items()) + [(k, (v,)) for k, v in space.fixed.items()]:
-        if not values:
-            raise PairsearchError(f"search space: dimension {dim!r} has no values")
-        if len(set(map(_storable, values))) != len(values):
-            raise PairsearchError(f"search space: dimension {dim!r} repeats a value")
-        if dim == "model":
-            continue
-        if dim in training:
-            options = [training[dim]]
-        else:
-            options = [model_entry(m).options[dim] for m in models
-                       if dim in model_entry(m).options]
-            if not options:
-                raise PairsearchError(
-                    f"search space: unknown dimension {dim!r}: not a training option nor an "
-                    f"option of {', '.join(models)}")
-        for value in values:
-            if isinstance(value, (dict,)):
-                raise PairsearchError(f"search space: bad value {value!r} for {dim!r}")
-            for option in options:
+    if space.variants:
+        if tuple(space.params.get("variant", ())) != tuple(space.variants):
+            raise PairsearchError("search space: 'variant' is a reserved dimension name")
+        for name, settings in space.variants.items():
+            model = settings.get("model", space.fixed.get("model"))
+            models = [str(model)] if model is not None else _models_of(space)
+            for key, value in settings.items():
+                if key in space.params:
+                    raise PairsearchError(f"search space: variant {name!r} sets {key!r}, "
+                                          "which is also a dimension")
                 try:
-                    option.parse(value)
+                    _check_values(key, (value,), models)
                 except PairsearchError as error:
-                    raise PairsearchError(f"search space: dimension {dim!r}: {error}") from None
+                    raise PairsearchError(f"{error} (variant {name!r})") from None
+    models = _models_of(space)
+    if "model" in space.params and any("model" in v for v in space.variants.values()):
+        raise PairsearchError("search space: 'model' is both a dimension and set by a variant")
+    for dim, values in space.params.items():
+        if dim != "variant" or not space.variants:
+            _check_values(dim, values, models)
+    for key, value in space.fixed.items():
+        _check_values(key, (value,), models)
+    if space.budget is not None:
+        low, high = space.budget
+        if not 0 <= low <= high:
+            raise PairsearchError(f"search space: bad [budget] params {list(space.budget)}: "
+                                  "expected [low, high] with 0 <= low <= high")
+
+
+def _expand(dim: str, values: Any) -> list[Any]:
+    """A dimension's value list; ``{choose = [...], length = n}`` means every n-tuple of them."""
+    if isinstance(values, dict):
+        if set(values) != {"choose", "length"} or not isinstance(values["choose"], list) \
+                or not isinstance(values["length"], int) or values["length"] < 1:
+            raise PairsearchError(f"search space: dimension {dim!r}: expected a list of values "
+                                  "or {choose = [...], length = N}")
+        return [list(combo) for combo in
+                itertools.product(values["choose"], repeat=values["length"])]
+    if not isinstance(values, list):
+        raise PairsearchError(f"search space: dimension {dim!r} must be a list of values, "
+                              f"got {values!r}")
+    return values
 
 
 def space_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
@@ -152,21 +244,36 @@ def space_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
     Raises:
         PairsearchError: On a missing or malformed ``[params]`` table or a bad value.
     """
-    unknown = sorted(set(document) - {"params", "fixed", "description"})
+    unknown = sorted(set(document) - {"params", "fixed", "variants", "budget", "description"})
     if unknown:
         raise PairsearchError(f"search space {name!r}: unknown table {unknown[0]!r} "
-                              "(expected [params] and optionally [fixed])")
-    params = document.get("params")
+                              "(expected [params] and optionally [fixed], [variants.NAME], "
+                              "[budget])")
+    variants = document.get("variants", {})
+    if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
+        raise PairsearchError(f"search space {name!r}: variants must be [variants.NAME] tables")
+    params = document.get("params", {} if variants else None)
     if not isinstance(params, dict):
         raise PairsearchError(f"search space {name!r} has no [params] table")
-    dims = {}
+    dims: dict[str, tuple[Any, ...]] = {}
+    if variants:
+        if "variant" in params:
+            raise PairsearchError("search space: 'variant' is a reserved dimension name")
+        dims["variant"] = tuple(variants)
     for dim, values in params.items():
-        if not isinstance(values, list):
-            raise PairsearchError(f"search space: dimension {dim!r} must be a list of values, "
-                                  f"got {values!r}")
-        dims[dim] = tuple(_storable(v) for v in values)
+        dims[dim] = tuple(_storable(v) for v in _expand(dim, values))
     fixed = {k: _storable(v) for k, v in dict(document.get("fixed", {})).items()}
-    return SearchSpace(name, dims, fixed)
+    budget = None
+    if "budget" in document:
+        bounds = document["budget"].get("params") if isinstance(document["budget"], dict) else None
+        if not (isinstance(bounds, list) and len(bounds) == 2
+                and all(isinstance(b, int) for b in bounds)):
+            raise PairsearchError(f"search space {name!r}: [budget] needs params = [low, high] "
+                                  "(trainable parameters)")
+        budget = (bounds[0], bounds[1])
+    return SearchSpace(name, dims, fixed,
+                       {k: {key: _storable(v) for key, v in settings.items()}
+                        for k, settings in variants.items()}, budget)
 
 
 def shipped_spaces() -> list[str]:

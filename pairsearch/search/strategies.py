@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
+from pairsearch.errors import PairsearchError
 from pairsearch.search.runner import Runner, SearchSettings, cell_key, distributions, diverged
 from pairsearch.search.space import SearchSpace
 from pairsearch.search.storage import open_study
@@ -96,7 +97,8 @@ def duplicate_of(study: optuna.Study, trial: optuna.Trial) -> Optional[int]:
 
 
 def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
-             study_name: str, progress: bool = True, stop: StopRequest = NEVER) -> SearchSummary:
+             study_name: str, progress: bool = True, stop: StopRequest = NEVER,
+             strategy: str = "grid") -> SearchSummary:
     """Evaluate every cell of ``space`` once (cells already stored are skipped).
 
     Several workers (processes, machines) may run this on the same study at once:
@@ -112,6 +114,8 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         study_name: Study to create or continue.
         progress: Show a progress bar with the best accuracy so far.
         stop: Checked between trials; stops the search when requested.
+        strategy: Name stored with the study: ``grid``, or ``test`` for an experiment's
+            measurement of every cell with the test protocol.
 
     Returns:
         A summary of the run.
@@ -120,7 +124,7 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         PairsearchError: If the study exists with another space or protocol, or on bad
             settings.
     """
-    study = open_study(storage, study_name, {"strategy": "grid", "space": space.to_json(),
+    study = open_study(storage, study_name, {"strategy": strategy, "space": space.to_json(),
                                              "protocol": settings.protocol_meta()})
     runner = Runner(space, settings, study)
     dists = distributions(space)
@@ -136,8 +140,8 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
             taken = {cell_key(t.params) for t in trials if _taken(t)}
             missing = [c for c in cells if cell_key(c) not in taken]
             if bar is None:
-                bar = _progress(space.size, space.size - len(missing), f"grid {study_name}",
-                                progress)
+                bar = _progress(len(cells), len(cells) - len(missing),
+                                f"{strategy} {study_name}", progress)
             if not missing:
                 break
             cell = chooser.choice(missing) if collided else missing[0]
@@ -174,6 +178,9 @@ def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storag
         PairsearchError: If the study exists with another space or protocol, or on bad
             settings.
     """
+    if space.budget is not None:
+        raise PairsearchError("TPE samples any combination of values; it cannot keep to a "
+                              "parameter [budget] (use grid)")
     sampler = optuna.samplers.TPESampler(seed=settings.search_seed)
     pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
     study = open_study(storage, study_name, {"strategy": "tpe", "space": space.to_json(),

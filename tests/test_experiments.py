@@ -1,0 +1,134 @@
+"""Experiments: the shipped files load, stages chain, and a small one runs end to end."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import optuna
+import pytest
+
+from pairsearch.errors import PairsearchError
+from pairsearch.experiments import (
+    RunOptions,
+    experiment_from_dict,
+    list_experiments,
+    load_experiment,
+    run_experiment,
+    write_experiment_report,
+)
+from pairsearch.search.space import space_from_dict
+from pairsearch.search.storage import open_storage
+
+
+def test_every_shipped_experiment_loads_full_and_quick():
+    names = list_experiments()
+    assert {"report000", "report001", "report002", "report003", "report004", "best"} <= set(names)
+    for name in names:
+        full, quick = load_experiment(name), load_experiment(name, quick=True)
+        assert full.name == name and quick.name == f"{name}-quick"
+        assert [s.name for s in full.stages] == [s.name for s in quick.stages]
+
+
+@pytest.mark.parametrize("document, message", [
+    ({"stages": []}, r"has no \[\[stages\]\]"),
+    ({"stages": [{"name": "a", "kind": "walk", "params": {"model": ["mlp"]}}]}, "bad kind"),
+    ({"stages": [{"name": "a", "kind": "grid", "colour": 1, "params": {}}]}, "unknown key 'colour'"),
+    ({"stages": [{"name": "a", "kind": "test", "best_of": "b"}]}, "not an earlier stage"),
+    ({"stages": [{"name": "a", "kind": "retest"}]}, "needs of ="),
+    ({"stages": [{"name": "a", "kind": "grid"}]}, "no space"),
+    ({"stage": []}, "unknown key 'stage'"),
+])
+def test_bad_experiments_are_clear_errors(document, message):
+    with pytest.raises(PairsearchError, match=message):
+        experiment_from_dict("x", document)
+
+
+def test_space_variants_choose_and_budget():
+    space = space_from_dict("v", {
+        "variants": {"small": {"model": "mlp", "hidden": "16"},
+                     "ws": {"model": "siamese", "branch": "mlp"}},
+        "params": {"lr": [0.001, 0.01]}})
+    cells = list(space.cells())
+    assert space.size == 4 and cells[0] == {"variant": "small", "lr": 0.001}
+    assert space.config(cells[0]).model_options["hidden"] == (16,)
+    assert space.config(cells[3]).model == "siamese"
+    budget = space_from_dict("b", {"params": {"hidden": {"choose": [16, 512], "length": 2}},
+                                   "fixed": {"model": "mlp"},
+                                   "budget": {"params": [0, 20000]}})
+    # 392·h1 + h1·h2 + 2·h2 (+ biases): only 16,16 and 16,512 stay under 20,000.
+    assert sorted(c["hidden"] for c in budget.cells()) == ["16,16", "16,512"]
+    assert budget.size == 2
+    with pytest.raises(PairsearchError, match="variant 'bad'"):
+        space_from_dict("e", {"variants": {"bad": {"model": "mlp", "colour": "red"}}})
+    with pytest.raises(PairsearchError, match="choose"):
+        space_from_dict("e", {"params": {"hidden": {"choose": [16]}}, "fixed": {"model": "mlp"}})
+
+
+TINY = {
+    "description": "tiny",
+    "defaults": {"epochs": 1, "train_pairs": 120, "test_pairs": 60},
+    "stages": [
+        {"name": "grid", "kind": "grid", "folds": 2,
+         "variants": {"flat": {"model": "mlp", "hidden": "32"},
+                      "pairs": {"model": "siamese", "branch": "mlp", "hidden": "32"}},
+         "params": {"lr": [0.001, 0.1]}},
+        {"name": "test", "kind": "test", "best_of": "grid", "repeats": 2},
+        {"name": "dropout", "kind": "test", "base": "grid", "repeats": 1,
+         "variants": {"flat": {}}, "params": {"dropout": [0.0, 0.5]}},
+    ],
+}
+
+
+def test_stages_chain_through_their_studies(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'e.db'}")
+    experiment = experiment_from_dict("tiny", TINY)
+    lines = []
+    studies = run_experiment(experiment, storage, RunOptions(device="cpu", progress=False),
+                             report=lines.append)
+    assert studies == ["tiny-grid", "tiny-test", "tiny-dropout"]
+    grid = optuna.load_study(study_name="tiny-grid", storage=storage)
+    best_lr = {}
+    for trial in grid.trials:
+        variant = trial.params["variant"]
+        if variant not in best_lr or trial.value > best_lr[variant][0]:
+            best_lr[variant] = (trial.value, trial.params["lr"])
+    test = optuna.load_study(study_name="tiny-test", storage=storage)
+    assert {t.params["variant"] for t in test.trials} == {"flat", "pairs"}
+    for trial in test.trials:  # best_of: each variant with its grid's best settings
+        config = trial.user_attrs["config_key"]
+        assert f'"lr": {best_lr[trial.params["variant"]][1]}' in config
+        assert len(trial.user_attrs["accuracies"]) == 2
+        assert trial.user_attrs["protocol"]["kind"] == "test"
+    dropout = optuna.load_study(study_name="tiny-dropout", storage=storage)
+    assert sorted(t.params["dropout"] for t in dropout.trials) == [0.0, 0.5]
+    for trial in dropout.trials:  # base: the flat variant's best settings, dropout varied
+        assert f'"lr": {best_lr["flat"][1]}' in trial.user_attrs["config_key"]
+        assert '"model": "mlp"' in trial.user_attrs["config_key"]
+    # Running again resumes: nothing is trained twice.
+    again = []
+    run_experiment(experiment, storage, RunOptions(device="cpu", progress=False),
+                   report=again.append)
+    assert all("trained 0" in line for line in again if "trials;" in line)
+    report = write_experiment_report(experiment, storage, tmp_path / "out")
+    text = report.read_text()
+    assert "## Stage `test` (test)" in text and (tmp_path / "out" / "test_accuracy.png").exists()
+
+
+def test_run_command_quick_and_list(tmp_path):
+    listed = subprocess.run([sys.executable, "-m", "pairsearch", "run", "--list"],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert listed.returncode == 0 and "report004" in listed.stdout
+    done = subprocess.run([sys.executable, "-m", "pairsearch", "run", "report004", "--quick",
+                           "--no-progress", "--device", "cpu", "--out", "rep"],
+                          capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    study = optuna.load_study(study_name="report004-quick-models",
+                              storage=f"sqlite:///{tmp_path / 'studies.db'}")
+    assert len(study.trials) == 8
+    assert all("drawn afresh" in t.user_attrs["data"] for t in study.trials)
+    assert (tmp_path / "rep" / "report004-quick.md").exists()
+    bad = subprocess.run([sys.executable, "-m", "pairsearch", "run", "report999"],
+                         capture_output=True, text=True, cwd=tmp_path)
+    assert bad.returncode == 2 and "experiment 'report999' not found" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) == 1
