@@ -62,6 +62,8 @@ def main() -> None:
     parser.add_argument("--space", default="report002")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--train-pairs", type=int, default=400)
+    parser.add_argument("--test-pairs", type=int, default=1000,
+                        help="only the protocol's identity: searches never see test pairs")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--tpe-trials", type=int, default=200)
     parser.add_argument("--pop", type=int, default=10)
@@ -77,7 +79,7 @@ def main() -> None:
     storage = open_storage(args.storage)
     seeds = [int(s) for s in args.seeds.split(",")]
     base = dict(folds=args.folds, epochs=args.epochs, seed=0, device="cpu",
-                train_pairs=args.train_pairs, test_pairs=100)
+                train_pairs=args.train_pairs, test_pairs=args.test_pairs)
     def timed(name: str, run) -> None:
         started = time.perf_counter()
         summary = run()

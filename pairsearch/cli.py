@@ -109,6 +109,9 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--test", action="store_true",
                     help="test protocol: train on all training pairs, score the test pairs")
     _add_data_arguments(ev)
+    ev.add_argument("--engine", default="auto", choices=["auto", "loop", "vmap", "sequential"],
+                    help="how the runs are trained: together as one ensemble (auto: loop on "
+                         "a CPU, vmap on a GPU) or one after the other (sequential)")
     ev.add_argument("--json", action="store_true", help="print one JSON object")
 
     _add_search_commands(commands)
@@ -267,7 +270,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     protocol = Protocol("test" if args.test else "cv", args.folds, args.repeats)
     device = resolve_device(args.device)
     data = generate_pairs(load_pools(args.data), args.train_pairs, args.test_pairs, args.seed)
-    result = evaluate(config, data, protocol, args.seed, device)
+    result = evaluate(config, data, protocol, args.seed, device, engine=args.engine)
     report = result.to_dict()
     if args.json:
         print(json.dumps(report))
