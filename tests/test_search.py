@@ -176,6 +176,8 @@ def test_individuality_formula_on_hand_made_population():
     assert individuality([[0, 1], [0, 2], [0, 3]]) == [0.0, 0.0, 0.0]
     normalised = individuality([[0, 0], [1, 1], [2, 2]], normalised=True)
     assert normalised == pytest.approx([1.0, 1.0, 1.0])
+    # a dimension of the space with a single value is no measure of diversity: left out
+    assert individuality([[0, 1], [0, 2], [0, 3]], sizes=[1, 4]) == pytest.approx([2, 2, 2])
 
 
 def test_selection_keeps_best_accuracy_and_breeds():

@@ -104,10 +104,23 @@ class GeneticSettings:
             raise PairsearchError(f"bad value {self.mutation} for --mutation: must be in [0, 1]")
 
 
-def individuality(population: Sequence[Sequence[int]], normalised: bool = False) -> list[float]:
-    """Report 002's individuality of each individual (see the module docstring)."""
+def individuality(population: Sequence[Sequence[int]], normalised: bool = False,
+                 sizes: Sequence[int] | None = None) -> list[float]:
+    """Report 002's individuality of each individual (see the module docstring).
+
+    Args:
+        population: Each individual's genes.
+        normalised: Divide by the maximum, (N − 1)/|P|.
+        sizes: Values per dimension; a dimension with a single value, on which no
+            individual can differ, is left out of the sum (otherwise it would make
+            every individuality 0).
+    """
     size = len(population)
     genes = np.asarray(population)
+    if sizes is not None:
+        genes = genes[:, [i for i, n in enumerate(sizes) if n > 1]]
+    if genes.shape[1] == 0:
+        return [0.0] * size
     scores = []
     for individual in genes:
         others = size - (genes == individual).sum(axis=0)  # per parameter: N − N_v
@@ -284,7 +297,8 @@ def _evolve(space: SearchSpace, settings: SearchSettings, genetic: GeneticSettin
     best: Optional[float] = None
     with bar:
         for generation in range(start, genetic.gens):
-            scores = individuality(population, normalised)
+            scores = individuality(population, normalised,
+                                   [len(v) for v in space.params.values()])
             already = stored.get(generation, {})
             accuracies, fitnesses = [], []
             for index, (individual, bonus) in enumerate(zip(population, scores)):

@@ -19,6 +19,7 @@ import matplotlib
 matplotlib.use("Agg")  # headless: no display needed
 
 import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -56,8 +57,8 @@ def plot_boxplots(study: optuna.Study, path: Path, top: int = 10) -> Optional[Pa
     axis.set_xticks(range(1, len(trials) + 1))
     axis.set_xticklabels([f"#{t.number}\n{_label(t.params)}" for t in trials], fontsize=7)
     axis.set_ylabel("accuracy of each fold / run")
-    axis.set_title(f"{study.study_name}: accuracy distribution of the {len(trials)} best "
-                   "configurations")
+    axis.set_title(f"{study.study_name}:\naccuracy distribution of the {len(trials)} best "
+                   "configurations", fontsize=10)
     axis.grid(axis="y", alpha=0.3)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -86,6 +87,7 @@ def plot_best_so_far(study: optuna.Study, path: Path) -> Optional[Path]:
         return None
     figure, axis = plt.subplots(figsize=(7, 4.5))
     axis.step(curve["trained"], curve["best"], where="post")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.set_xlabel("configurations trained")
     axis.set_ylabel("best mean CV accuracy so far")
     axis.set_title(f"{study.study_name}: best accuracy vs evaluations")
@@ -120,6 +122,7 @@ def plot_generations(study: optuna.Study, path: Path) -> Optional[Path]:
         axis.plot(table["generation"], table[f"{name}_mean"], marker="o", label="mean")
         axis.plot(table["generation"], table[f"{name}_max"], marker="^", label="max")
         axis.set_xlabel("generation")
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
         axis.set_title(name)
         axis.grid(alpha=0.3)
         axis.legend()
