@@ -55,6 +55,10 @@ def folder(tmp_path_factory) -> Path:
     (here / "empty.toml").write_text("")
     (here / "vgg.toml").write_text('[params]\nmodel = ["vgg"]\n')
     (here / "fast.toml").write_text('[params]\nmodel = ["mlp"]\nlr = [0.1, "fast"]\n')
+    (here / "budget.toml").write_text('[params]\nmodel = ["mlp"]\n[budget]\nparams = [5, 1]\n')
+    (here / "budgeted.toml").write_text('[params]\nmodel = ["mlp"]\nhidden = ["16", "32"]\n'
+                                        '[budget]\nparams = [0, 100000]\n')
+    (here / "variant.toml").write_text('[variants.x]\nmodel = "mlp"\ncolour = "red"\n')
     corrupt = here / "corrupt"
     corrupt.mkdir()
     (corrupt / "t10k-images-idx3-ubyte").write_bytes(b"\x00garbage" * 10)
