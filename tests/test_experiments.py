@@ -132,3 +132,12 @@ def test_run_command_quick_and_list(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "experiment 'report999' not found" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+
+
+def test_command_line_overrides_reach_every_stage():
+    for quick in (False, True):
+        experiment = load_experiment("report002", quick, {"epochs": 6, "train_pairs": 400},
+                                     prefix="bench")
+        assert experiment.name == "bench"
+        for stage in experiment.stages:
+            assert stage.get("epochs") == 6 and stage.get("train_pairs") == 400

@@ -152,7 +152,7 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
     if not isinstance(tables, list) or not tables:
         raise PairsearchError(f"experiment {name!r} has no [[stages]]")
     defaults = dict(document.get("defaults", {}))
-    overrides = dict(document.get("quick", {})) if quick else {}
+    quick_table = dict(document.get("quick", {})) if quick else {}
     stages: list[Stage] = []
     for table in tables:
         stage_name = table.get("name")
@@ -170,17 +170,21 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
                     **{k: v for k, v in table.items() if k not in ("name", "kind", "quick")}}
         if quick:
             own = dict(table.get("quick", {}))
-            settings.update({k: v for k, v in overrides.items() if k in _PROTOCOL_KEYS
+            settings.update({k: v for k, v in quick_table.items() if k in _PROTOCOL_KEYS
                              or k in _GENETIC_KEYS or k in ("top", "trials")})
             if {"params", "variants"} & set(own):
                 settings.pop("space", None)  # the quick space replaces the shipped one
             settings.update(own)
         settings.update(overrides or {})
+        earlier = {s.name: s.kind for s in stages}
         for key in ("best_of", "base", "of"):
             ref = settings.get(key)
-            if ref is not None and ref not in [s.name for s in stages]:
+            if ref is not None and ref not in earlier:
                 raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: {key} = "
                                       f"{ref!r} is not an earlier stage")
+            if ref is not None and earlier[ref] == "retest":
+                raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: {key} = "
+                                      f"{ref!r} is a retest, which has no space of its own")
         if kind == "retest" and "of" not in settings:
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: a retest needs "
                                   "of = \"STAGE\"")
