@@ -465,6 +465,8 @@ def _cmd_retest(args: argparse.Namespace) -> int:
 def _cmd_run(args: argparse.Namespace) -> int:
     import optuna
 
+    from pairsearch.data import load_pools
+    from pairsearch.evaluation import resolve_device
     from pairsearch.experiments import (
         RunOptions,
         describe,
@@ -488,13 +490,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
                                                ("test_pairs", args.test_pairs))
                  if value is not None}
     experiment = load_experiment(args.experiment, args.quick, overrides, args.prefix)
-    from pairsearch.search.runner import SearchSettings
-
-    SearchSettings(device=args.device, data=args.data)  # cheap checks before any work
-    from pairsearch.evaluation import resolve_device
-    from pairsearch.data import load_pools
-
-    resolve_device(args.device)
+    resolve_device(args.device)  # bad device or data: refused before the storage is touched
     load_pools(args.data)
     storage = open_storage(args.storage)
     stop = StopRequest().install()

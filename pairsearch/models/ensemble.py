@@ -26,7 +26,6 @@ Both run any model of the registry unchanged: a model only has to be an
 from __future__ import annotations
 
 import copy
-import threading
 from typing import Literal, Sequence
 
 import torch
@@ -74,35 +73,18 @@ class Ensemble(nn.Module):
         for slot, name in enumerate(self._buffer_names):
             self.register_buffer(f"buffer_{slot}",
                                  torch.stack([dict(m.named_buffers())[name] for m in members]))
-        # Templates run the members' forward code; their own tensors are never used, and they
-        # are kept out of the module tree so that nothing trains them. functional_call swaps
-        # a template's tensors while it runs, so each thread gets a template of its own.
-        object.__setattr__(self, "_prototype", copy.deepcopy(members[0]))
-        object.__setattr__(self, "_templates", {})
-        object.__setattr__(self, "_templates_lock", threading.Lock())
-
-    def _template(self) -> nn.Module:
-        thread = threading.get_ident()
-        with self._templates_lock:
-            template = self._templates.get(thread)
-            if template is None:
-                template = copy.deepcopy(self._prototype)
-                self._templates[thread] = template
-        return template
+        # The template runs the members' forward code (functional_call swaps its tensors for a
+        # member's while it runs); it is kept out of the module tree so nothing trains it.
+        object.__setattr__(self, "_template", copy.deepcopy(members[0]))
 
     def train(self, mode: bool = True) -> "Ensemble":
         super().train(mode)
-        self._prototype.train(mode)
-        with self._templates_lock:
-            for template in self._templates.values():
-                template.train(mode)
+        self._template.train(mode)
         return self
 
     def _apply(self, fn, recurse: bool = True):
         super()._apply(fn, recurse)
-        self._prototype._apply(fn, recurse)  # e.g. .to(device) moves its constants too
-        with self._templates_lock:
-            self._templates.clear()  # remade from the moved prototype on next use
+        self._template._apply(fn, recurse)  # e.g. .to(device) moves its constants too
         return self
 
     def _stacked_buffers(self) -> list[torch.Tensor]:
@@ -114,7 +96,7 @@ class Ensemble(nn.Module):
         One ``unbind`` per parameter: its backward stacks the members' gradients in
         one go (indexing ``p[m]`` per member would scatter M full-size zero tensors).
         Buffers are plain views, so BatchNorm's in-place running-statistics update
-        writes through. Call once per step (and per thread).
+        writes through. Call once per step.
         """
         params = [p.unbind(0) for p in self.weights]
         buffers = self._stacked_buffers()
@@ -128,7 +110,7 @@ class Ensemble(nn.Module):
 
     def run_member(self, state: dict[str, torch.Tensor], x: torch.Tensor) -> ModelOutput:
         """One member's forward pass, given its ``member_states()`` entry."""
-        return functional_call(self._template(), state, (x,), tie_weights=False)
+        return functional_call(self._template, state, (x,), tie_weights=False)
 
     def forward(self, inputs: Sequence[torch.Tensor] | torch.Tensor) -> list[ModelOutput]:
         """Each member's output on its own inputs.
@@ -150,10 +132,8 @@ class Ensemble(nn.Module):
         batch = inputs if isinstance(inputs, torch.Tensor) else torch.stack(list(inputs))
         params = dict(zip(self._param_names, self.weights))
         buffers = dict(zip(self._buffer_names, self._stacked_buffers()))
-        template = self._template()
-
         def member(p, b, x):
-            out = functional_call(template, (p, b), (x,), tie_weights=False)
+            out = functional_call(self._template, (p, b), (x,), tie_weights=False)
             # vmap returns tensors only: absent outputs travel as empty tensors.
             return tuple(torch.empty(0, device=x.device) if t is None else t for t in out)
 
@@ -170,7 +150,7 @@ class Ensemble(nn.Module):
         result = []
         with torch.no_grad():
             for index in range(self.size):
-                model = copy.deepcopy(self._prototype)
+                model = copy.deepcopy(self._template)
                 own = dict(model.named_parameters())
                 for name, stacked in zip(self._param_names, params):
                     own[name].copy_(stacked[index])

@@ -34,12 +34,17 @@ def _label(params: dict) -> str:
     return "\n".join(f"{k}={v}" for k, v in params.items())
 
 
+def _run_accuracies(trial: optuna.trial.FrozenTrial) -> list[float]:
+    """Each fold's or run's accuracy (a retest's: each test run's)."""
+    return trial.user_attrs.get("accuracies") or trial.user_attrs.get("test_accuracies") or []
+
+
 def _distinct_best(study: optuna.Study, top: int) -> list[optuna.trial.FrozenTrial]:
     best, seen = [], set()
     for trial in sorted(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
                         key=lambda t: (-t.value, t.number)):
         key = trial.user_attrs.get("config_key", str(trial.params))
-        if key not in seen and trial.user_attrs.get("accuracies"):
+        if key not in seen and _run_accuracies(trial):
             seen.add(key)
             best.append(trial)
         if len(best) == top:
@@ -53,7 +58,7 @@ def plot_boxplots(study: optuna.Study, path: Path, top: int = 10) -> Optional[Pa
     if not trials:
         return None
     figure, axis = plt.subplots(figsize=(max(6, 1.3 * len(trials)), 6))
-    axis.boxplot([t.user_attrs["accuracies"] for t in trials])
+    axis.boxplot([_run_accuracies(t) for t in trials])
     axis.set_xticks(range(1, len(trials) + 1))
     axis.set_xticklabels([f"#{t.number}\n{_label(t.params)}" for t in trials], fontsize=7)
     axis.set_ylabel("accuracy of each fold / run")

@@ -25,7 +25,10 @@ _TABLE_ATTRS = {"user_attrs_accuracy_std": "std", "user_attrs_f1_mean": "f1",
                 "user_attrs_digit_accuracy_mean": "digit_acc",
                 "user_attrs_final_loss_mean": "loss", "user_attrs_params": "params",
                 "user_attrs_train_seconds": "seconds", "user_attrs_reused_from": "reused_from",
-                "user_attrs_generation": "generation", "user_attrs_fitness": "fitness"}
+                "user_attrs_generation": "generation", "user_attrs_fitness": "fitness",
+                # retest studies (value = mean test accuracy)
+                "user_attrs_search_value": "search_acc", "user_attrs_cv_accuracy_mean": "cv_acc",
+                "user_attrs_cv_accuracy_std": "cv_std", "user_attrs_test_accuracy_std": "test_std"}
 
 
 def best_trials_table(study: optuna.Study, top: Optional[int] = None,
