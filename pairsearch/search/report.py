@@ -57,10 +57,12 @@ def plot_boxplots(study: optuna.Study, path: Path, top: int = 10) -> Optional[Pa
     trials = _distinct_best(study, top)
     if not trials:
         return None
-    figure, axis = plt.subplots(figsize=(max(6, 1.3 * len(trials)), 6))
+    labels = [f"#{t.number}\n{_label(t.params)}" for t in trials]
+    longest = max(len(line) for label in labels for line in label.splitlines())
+    figure, axis = plt.subplots(figsize=(max(6, len(trials) * max(1.3, 0.075 * longest)), 6))
     axis.boxplot([_run_accuracies(t) for t in trials])
     axis.set_xticks(range(1, len(trials) + 1))
-    axis.set_xticklabels([f"#{t.number}\n{_label(t.params)}" for t in trials], fontsize=7)
+    axis.set_xticklabels(labels, fontsize=7)
     axis.set_ylabel("accuracy of each fold / run")
     axis.set_title(f"{study.study_name}:\naccuracy distribution of the {len(trials)} best "
                    "configurations", fontsize=10)
