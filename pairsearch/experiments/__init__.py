@@ -35,9 +35,7 @@ A stage's space is a shipped space (``space = "report002"``) or its own
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any, Callable, Mapping, Optional
 
@@ -46,11 +44,7 @@ from optuna.trial import TrialState
 
 from pairsearch.errors import PairsearchError
 from pairsearch.search.space import SearchSpace, load_space, space_from_dict
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from pairsearch.toml_files import read_toml, shipped
 
 KINDS = ("grid", "tpe", "genetic", "test", "retest")
 _PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "redraw"}
@@ -95,8 +89,7 @@ class Experiment:
 
 def list_experiments() -> list[str]:
     """Names of the experiments shipped with pairsearch."""
-    folder = resources.files("pairsearch") / "experiments"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return shipped("experiments")
 
 
 def load_experiment(spec: str, quick: bool = False,
@@ -115,23 +108,7 @@ def load_experiment(spec: str, quick: bool = False,
         PairsearchError: If the file is missing or invalid; the message names the stage
             and key.
     """
-    path = Path(spec)
-    if not path.suffix and spec in list_experiments():
-        text = (resources.files("pairsearch") / "experiments" / f"{spec}.toml").read_text()
-        name = spec
-    else:
-        if not path.is_file():
-            raise PairsearchError(f"experiment {spec!r} not found: no such file, and not a "
-                                  f"shipped experiment ({', '.join(list_experiments())})")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as error:
-            raise PairsearchError(f"cannot read experiment {spec}: {error}") from None
-        name = path.stem
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise PairsearchError(f"experiment {spec} is not valid TOML: {error}") from None
+    name, document = read_toml(spec, "experiments", "experiment")
     return experiment_from_dict(name, document, quick, overrides, prefix)
 
 

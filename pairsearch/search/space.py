@@ -21,20 +21,13 @@ from __future__ import annotations
 
 import itertools
 import json
-import sys
 from dataclasses import dataclass, field
-from importlib import resources
-from pathlib import Path
 from typing import Any, Iterator, Mapping, Optional
 
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import Config, train_options
 from pairsearch.models import count_parameters, create_model, model_entry
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
+from pairsearch.toml_files import read_toml, shipped
 
 Cell = dict[str, Any]
 """One value per dimension, as Optuna stores it (lists written as ``"16,32"``)."""
@@ -278,8 +271,7 @@ def space_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
 
 def shipped_spaces() -> list[str]:
     """Names of the spaces shipped with pairsearch (``--space NAME``)."""
-    folder = resources.files("pairsearch") / "spaces"
-    return sorted(p.name[:-5] for p in folder.iterdir() if p.name.endswith(".toml"))
+    return shipped("spaces")
 
 
 def load_space(spec: str | None) -> SearchSpace:
@@ -288,23 +280,6 @@ def load_space(spec: str | None) -> SearchSpace:
     Raises:
         PairsearchError: If the file is missing, not TOML, or the space is invalid.
     """
-    spec = spec or "report002"
-    path = Path(spec)
-    if not path.suffix and spec in shipped_spaces():
-        text = (resources.files("pairsearch") / "spaces" / f"{spec}.toml").read_text()
-        name = spec
-    else:
-        if not path.is_file():
-            raise PairsearchError(f"search space {spec!r} not found: no such file, and not a "
-                                  f"shipped space ({', '.join(shipped_spaces())})")
-        try:
-            text = path.read_text()
-        except (OSError, UnicodeDecodeError) as error:
-            raise PairsearchError(f"cannot read search space {spec}: {error}") from None
-        name = path.stem
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise PairsearchError(f"search space {spec} is not valid TOML: {error}") from None
+    name, document = read_toml(spec or "report002", "spaces", "search space")
     return space_from_dict(name, document)
 

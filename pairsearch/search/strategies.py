@@ -154,14 +154,20 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
                 collided = True
                 continue
             value = runner.run(trial, dict(trial.params))
-            if value is not None and (best is None or value > best):
-                best = value
-            bar.set_postfix(best=f"{best:.4f}" if best is not None else "-")
-            bar.update()
+            best = _advance(bar, best, value)
     finally:
         if bar is not None:
             bar.close()
     return summarize(study, runner, stopped=stop.requested)
+
+
+def _advance(bar, best: Optional[float], value: Optional[float]) -> Optional[float]:
+    """One more trial on the progress bar; returns the best value so far."""
+    if value is not None and (best is None or value > best):
+        best = value
+    bar.set_postfix(best=f"{best:.4f}" if best is not None else "-")
+    bar.update()
+    return best
 
 
 def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
@@ -202,10 +208,7 @@ def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storag
                 break
             trial = study.ask(dists)
             value = runner.run(trial, dict(trial.params), prune=True)
-            if value is not None and (best is None or value > best):
-                best = value
-            bar.set_postfix(best=f"{best:.4f}" if best is not None else "-")
-            bar.update()
+            best = _advance(bar, best, value)
     finally:
         if bar is not None:
             bar.close()
