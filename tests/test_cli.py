@@ -25,6 +25,16 @@ def test_models_lists_every_model_with_options():
     assert text.returncode == 0 and "siamese_aux" in text.stdout and "lambda=1.0" in text.stdout
 
 
+def test_a_reader_that_goes_away_is_not_an_error():
+    # `pairsearch models | head -1`: the reader closes before the command writes.
+    child = subprocess.Popen([sys.executable, "-m", "pairsearch", "models"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child.stdout.close()
+    errors = child.stderr.read()
+    child.wait(timeout=120)
+    assert "error" not in errors and "Traceback" not in errors, errors
+
+
 def test_evaluate_json_has_the_promised_fields():
     result = run("evaluate", "--model", "siamese_aux", "--folds", "2", "--epochs", "1",
                  "--train-pairs", "120", "--test-pairs", "50", "--set", "lambda=0.5",
