@@ -51,6 +51,10 @@ def best_trials_table(study: optuna.Study, top: Optional[int] = None,
     attrs = [c for c in _TABLE_ATTRS if c in frame.columns]
     table = frame[["number", "value", *params, *attrs]].rename(
         columns={**{c: c[len("params_"):] for c in params}, **_TABLE_ATTRS})
+    # Failed trials made these columns float (NaN); the kept rows are whole numbers.
+    for column in ("params", "generation"):
+        if column in table:
+            table[column] = table[column].round().astype("Int64")
     table = table.sort_values(["value", "number"], ascending=[False, True])
     return table.head(top) if top else table
 
