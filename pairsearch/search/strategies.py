@@ -161,7 +161,7 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
     return summarize(study, runner, stopped=stop.requested)
 
 
-def _advance(bar, best: Optional[float], value: Optional[float]) -> Optional[float]:
+def _advance(bar: tqdm, best: Optional[float], value: Optional[float]) -> Optional[float]:
     """One more trial on the progress bar; returns the best value so far."""
     if value is not None and (best is None or value > best):
         best = value
