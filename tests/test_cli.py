@@ -101,3 +101,13 @@ def test_cuda_request_without_gpu():
         pytest.skip("a GPU is present")
     result = run("evaluate", "--model", "mlp", "--device", "cuda")
     assert result.returncode == 2 and "no CUDA GPU" in result.stderr
+
+
+def test_help_does_not_wait_for_torch():
+    # Building the parser (what --help and a mistyped flag need) must not import torch,
+    # which costs about two seconds; the data default is filled in after parsing.
+    code = ("import sys; from pairsearch.cli import build_parser; build_parser(); "
+            "print('torch' in sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
