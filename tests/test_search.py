@@ -21,6 +21,7 @@ from pairsearch.search.runner import SearchSettings, cell_key
 from pairsearch.search.space import SearchSpace, load_space, shipped_spaces, space_from_dict
 from pairsearch.search.storage import open_storage
 from pairsearch.search.strategies import run_grid, run_tpe
+from pairsearch.search.workers import StopRequest
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -92,6 +93,23 @@ def test_grid_covers_every_cell_once_and_resumes(storage):
     # Running it again evaluates nothing.
     again = run_grid(space, TINY, storage, "g", progress=False)
     assert again.evaluated == 0 and again.trials == 4
+
+
+def test_grid_runs_cells_left_queued(storage):
+    # A worker that lost the race for the queue (Optuna's ask found it emptied and sampled
+    # a fresh trial) or died between enqueue and ask leaves a WAITING trial behind: the
+    # grid must still run that cell and leave nothing queued.
+    space = tiny_space()
+    stopped = StopRequest()
+    stopped.requested = True
+    run_grid(space, TINY, storage, "g", progress=False, stop=stopped)  # creates the study
+    study = optuna.load_study(study_name="g", storage=storage)
+    study.enqueue_trial(next(space.cells()))
+    run_grid(space, TINY, storage, "g", progress=False)
+    trials = optuna.load_study(study_name="g", storage=storage).trials
+    assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
+    complete = [cell_key(t.params) for t in trials if t.state == TrialState.COMPLETE]
+    assert sorted(complete) == sorted(cell_key(c) for c in space.cells())
 
 
 def test_grid_resumes_after_interruption(storage, monkeypatch):

@@ -104,8 +104,10 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
     Several workers (processes, machines) may run this on the same study at once:
     each claims a missing cell by enqueuing it and asking for it, and a worker that
     finds a lower-numbered trial of the same cell drops its own (PRUNED with
-    ``duplicate_of``), so no cell is evaluated twice to completion. RUNNING trials
-    of dead workers are failed and their cells evaluated again.
+    ``duplicate_of``), so no cell is evaluated twice to completion. A cell left
+    queued (its worker died before asking, or lost the queue to others) is run by
+    whichever worker asks next; RUNNING trials of dead workers are failed and their
+    cells evaluated again.
 
     Args:
         space: The search space.
@@ -129,6 +131,7 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
     runner = Runner(space, settings, study)
     dists = distributions(space)
     cells = list(space.cells())
+    cell_keys = {cell_key(c) for c in cells}
     chooser = random.Random(worker_id())  # spreads workers over cells after a collision
     collided = False
     best = _best_value(study)
@@ -139,14 +142,22 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
             trials = study.get_trials(deepcopy=False)
             taken = {cell_key(t.params) for t in trials if _taken(t)}
             missing = [c for c in cells if cell_key(c) not in taken]
+            queued = any(t.state == TrialState.WAITING for t in trials)
             if bar is None:
                 bar = _progress(len(cells), len(cells) - len(missing),
                                 f"{strategy} {study_name}", progress)
-            if not missing:
+            if not missing and not queued:
                 break
-            cell = chooser.choice(missing) if collided else missing[0]
-            study.enqueue_trial(cell)
-            trial = study.ask(dists)  # may pop a cell another worker enqueued: same thing
+            if missing:
+                study.enqueue_trial(chooser.choice(missing) if collided else missing[0])
+            # ask pops the oldest queued cell, ours or another worker's. When other workers
+            # emptied the queue since this worker last read it, Optuna samples a fresh trial
+            # instead and a queued cell stays behind: the loop runs until none is left.
+            trial = study.ask(dists)
+            if cell_key(trial.params) not in cell_keys:  # sampled outside the space's cells
+                trial.set_user_attr("outside_space", True)
+                study.tell(trial, state=TrialState.PRUNED)
+                continue
             earlier = duplicate_of(study, trial)
             if earlier is not None:
                 trial.set_user_attr("duplicate_of", earlier)
