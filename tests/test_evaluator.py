@@ -1,4 +1,4 @@
-"""The evaluator: folds, protocols, scores, determinism, divergence."""
+"""The evaluator: protocols, scores, determinism, divergence (folds: test_folds.py)."""
 
 from __future__ import annotations
 
@@ -9,26 +9,8 @@ import pytest
 import torch
 
 from pairsearch.errors import PairsearchError
-from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device, stratified_folds
+from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device
 from pairsearch.evaluation.evaluator import _runs
-
-
-def test_folds_are_disjoint_cover_and_stratified():
-    targets = torch.tensor([0] * 40 + [1] * 60)
-    folds = stratified_folds(targets, 5, seed=0)
-    assert len(folds) == 5
-    seen = []
-    for train, valid in folds:
-        assert set(train.tolist()).isdisjoint(valid.tolist())
-        assert len(train) + len(valid) == 100
-        assert targets[valid].sum().item() == 12  # 60 positives / 5 folds
-        seen += valid.tolist()
-    assert sorted(seen) == list(range(100))
-
-
-def test_too_many_folds_is_a_clear_error():
-    with pytest.raises(PairsearchError, match="cannot make 6 stratified folds"):
-        stratified_folds(torch.tensor([0] * 5 + [1] * 20), 6, seed=0)
 
 
 @pytest.mark.parametrize("kwargs, message", [

@@ -8,8 +8,8 @@ from pairsearch.evaluation.evaluator import (
     evaluate,
     resolve_device,
     run_seed,
-    stratified_folds,
 )
+from pairsearch.evaluation.folds import stratified_folds
 from pairsearch.evaluation.losses import LOSSES
 
 __all__ = ["Config", "Evaluation", "LOSSES", "Protocol", "RunScore", "TrainConfig", "evaluate",

@@ -23,6 +23,7 @@ import torch
 from pairsearch.data import PairData, PairSet
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation.config import Config
+from pairsearch.evaluation.folds import stratified_folds
 from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.training import (
     accuracy_of,
@@ -193,25 +194,6 @@ def run_seed(seed: int, repeat: int, fold: Optional[int]) -> int:
 def split_seed(seed: int, repeat: int) -> int:
     """The seed of repeat ``repeat``'s fold split."""
     return int(np.random.SeedSequence([seed, repeat, 0]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def stratified_folds(targets: torch.Tensor, folds: int, seed: int
-                     ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Disjoint (train, validation) index pairs, each fold with the targets' class balance.
-
-    Raises:
-        PairsearchError: If a target class has fewer pairs than ``folds``.
-    """
-    labels = targets.cpu().numpy()
-    smallest = int(np.bincount(labels, minlength=2).min())
-    if folds > smallest:
-        raise PairsearchError(f"cannot make {folds} stratified folds: the rarer target class "
-                              f"has only {smallest} training pairs")
-    from sklearn.model_selection import StratifiedKFold  # here: 2 s to import, CV only
-
-    splitter = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
-    return [(torch.from_numpy(train), torch.from_numpy(valid))
-            for train, valid in splitter.split(np.zeros(len(labels)), labels)]
 
 
 @dataclass(frozen=True)
