@@ -156,8 +156,8 @@ def test_patch_convolution_is_a_convolution(in_channels, kernel, padding):
     expected = F.conv2d(x, layer.weight, layer.bias, padding=padding)
     torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
     assert out.is_contiguous(memory_format=torch.channels_last)
-    grad = torch.autograd.grad(out.square().sum(), [x, layer.weight])
-    grad_expected = torch.autograd.grad(expected.square().sum(), [x, layer.weight])
+    grad = torch.autograd.grad(out.square().sum(), [x, layer.weight, layer.bias])
+    grad_expected = torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias])
     for ours, theirs in zip(grad, grad_expected):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
 
