@@ -10,7 +10,7 @@ CE + CE + CE. Prints, from this one run:
 
 - per-fold-training milliseconds of the report-style loop (``reference.py``:
   fresh model per fold, DataLoader, plain PyTorch) and of ``evaluate``, medians
-  of ``--rounds`` rounds; the reference runs first with the process's default
+  of ``--rounds`` rounds, with their spread (min–max: the host is noisy); the reference runs first with the process's default
   allocator, then alternates with ``evaluate`` (which tunes the allocator for the
   whole process, so those reference rounds get that tuning too);
 - the speed-up ratios, and the fraction of the device's FLOP peak each reaches:
@@ -196,7 +196,8 @@ def main() -> None:
     print(f"{report['date']}  {report['device']}  torch {report['torch']}  engine {engine}")
     print(f"work: {report['work']}; {report['gflop_per_fold_training']:.1f} GFLOP per "
           f"fold-training; matmul peak {report['peak_gflops']:.0f} GFLOP/s")
-    print(f"{'':34s} {'ms/fold-training':>16s} {'of peak':>8s} {'val. accuracy':>16s}")
+    print(f"{'':34s} {'ms/fold-training':>16s} {'of peak':>8s} {'val. accuracy':>16s}  "
+          f"rounds (ms)")
     for name, key in (("report-style loop, default malloc", "reference_default_allocator"),
                       ("report-style loop, tuned malloc", "reference_tuned_allocator"),
                       ("evaluate(), one run at a time", "evaluate_sequential"),
@@ -205,7 +206,8 @@ def main() -> None:
             continue
         row = report[key]
         print(f"{name:34s} {row['ms_per_fold_training']:16.0f} {row['fraction_of_peak']:8.1%} "
-              f"{row['accuracy_mean']:9.4f} ± {row['accuracy_std']:.4f}")
+              f"{row['accuracy_mean']:9.4f} ± {row['accuracy_std']:.4f}  "
+              f"{min(row['rounds_ms']):.0f}–{max(row['rounds_ms']):.0f}")
     print(f"speed-up per fold-training: {report['speedup_vs_reference']:.2f}x "
           f"(vs the tuned-allocator loop {report['speedup_vs_reference_tuned_allocator']:.2f}x)")
     print(f"accuracy difference {report['accuracy_difference']:+.4f}: "
