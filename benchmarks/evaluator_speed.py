@@ -10,9 +10,10 @@ CE + CE + CE. Prints, from this one run:
 
 - per-fold-training milliseconds of the report-style loop (``reference.py``:
   fresh model per fold, DataLoader, plain PyTorch) and of ``evaluate``, medians
-  of ``--rounds`` rounds, with their spread (min–max: the host is noisy); the reference runs first with the process's default
-  allocator, then alternates with ``evaluate`` (which tunes the allocator for the
-  whole process, so those reference rounds get that tuning too);
+  of ``--rounds`` rounds, with their spread (min–max: hosts are noisy); the
+  reference runs first with the process's default allocator, then alternates with
+  ``evaluate`` (which tunes the allocator for the whole process, so those
+  reference rounds get that tuning too);
 - the speed-up ratios, and the fraction of the device's FLOP peak each reaches:
   FLOPs of one training step counted by ``torch.utils.flop_counter`` (forward +
   backward), the peak measured here with a 4096² float32 matrix product;
