@@ -28,7 +28,6 @@ def test_too_many_folds_is_a_clear_error():
         stratified_folds(torch.tensor([0] * 5 + [1] * 20), 6, seed=0)
 
 
-
 def _label_arrays():
     rng = np.random.default_rng(0)
     yield "balanced", np.array([0, 1] * 50)

@@ -22,9 +22,9 @@ import torch
 
 from pairsearch.data import PairData, PairSet
 from pairsearch.errors import PairsearchError
+from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.config import Config
 from pairsearch.evaluation.folds import stratified_folds
-from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.training import (
     accuracy_of,
     batch_slices,

@@ -32,34 +32,37 @@ def stratified_folds(targets: torch.Tensor, folds: int, seed: int
     Raises:
         PairsearchError: If a class has fewer examples than ``folds``, or there is one class.
     """
-    labels = targets.cpu().numpy()
-    counts = np.unique(labels, return_counts=True)[1]
+    classes = _classes_by_first_appearance(targets.cpu().numpy())
+    counts = np.bincount(classes)
     smallest = int(counts.min()) if len(counts) > 1 else 0  # a single class: none of the other
     if folds > smallest:
         raise PairsearchError(f"cannot make {folds} stratified folds: the rarer target class "
                               f"has only {smallest} training pairs")
-    fold_of = _validation_fold_of_each_example(labels, folds, np.random.RandomState(seed))
-    indices = np.arange(len(labels))
+    fold_of = _validation_fold_of_each_example(classes, counts, folds,
+                                               np.random.RandomState(seed))
+    indices = np.arange(len(classes))
     return [(torch.from_numpy(indices[fold_of != k]), torch.from_numpy(indices[fold_of == k]))
             for k in range(folds)]
 
 
-def _validation_fold_of_each_example(labels: np.ndarray, folds: int,
-                                     rng: np.random.RandomState) -> np.ndarray:
-    """scikit-learn's ``StratifiedKFold._make_test_folds`` with ``shuffle=True``."""
-    # Classes numbered in order of first appearance, as scikit-learn numbers them: the
-    # order decides which class consumes the random stream first.
+def _classes_by_first_appearance(labels: np.ndarray) -> np.ndarray:
+    """Each label as 0, 1, ... numbered in order of first appearance, as scikit-learn
+    numbers them: the order decides which class consumes the random stream first."""
     _, first_index, lexicographic = np.unique(labels, return_index=True, return_inverse=True)
     _, appearance_rank = np.unique(first_index, return_inverse=True)
-    encoded = appearance_rank[lexicographic]
-    classes = len(first_index)
-    # Examples of each class per fold: deal the sorted labels round robin over the folds.
-    ordered = np.sort(encoded)
-    allocation = np.asarray([np.bincount(ordered[k::folds], minlength=classes)
+    return appearance_rank[lexicographic.ravel()]
+
+
+def _validation_fold_of_each_example(classes: np.ndarray, counts: np.ndarray, folds: int,
+                                     rng: np.random.RandomState) -> np.ndarray:
+    """scikit-learn's ``StratifiedKFold._make_test_folds`` with ``shuffle=True``."""
+    # Examples of each class per fold: deal the sorted classes round robin over the folds.
+    ordered = np.repeat(np.arange(len(counts)), counts)
+    allocation = np.asarray([np.bincount(ordered[k::folds], minlength=len(counts))
                              for k in range(folds)])
-    fold_of = np.empty(len(labels), dtype="i")
-    for label in range(classes):
+    fold_of = np.empty(len(classes), dtype="i")
+    for label in range(len(counts)):
         blocks = np.arange(folds).repeat(allocation[:, label])
         rng.shuffle(blocks)
-        fold_of[encoded == label] = blocks
+        fold_of[classes == label] = blocks
     return fold_of
