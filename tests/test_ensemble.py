@@ -6,11 +6,12 @@ import pytest
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.func import vmap
 
 from pairsearch.evaluation import Config, Protocol, evaluate
 from pairsearch.evaluation.training import batch_slices, train_ensemble, train_model
 from pairsearch.models import create_model, list_models
-from pairsearch.models.blocks import ElmanRNN, PatchConv2d, random_stream
+from pairsearch.models.blocks import ElmanRNN, MapLinear, PatchConv2d, random_stream
 from pairsearch.models.ensemble import Ensemble
 
 # Options that make a model's forward deterministic (no dropout) and exercise BatchNorm.
@@ -160,6 +161,23 @@ def test_patch_convolution_is_a_convolution(in_channels, kernel, padding):
     grad_expected = torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias])
     for ours, theirs in zip(grad, grad_expected):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_map_linear_is_flatten_then_linear(layout):
+    layer = MapLinear((8, 3, 4), 5)
+    x = torch.randn(6, 8, 3, 4).to(memory_format=layout).requires_grad_()
+    out = layer(x)
+    expected = F.linear(x.flatten(1), layer.weight, layer.bias)
+    torch.testing.assert_close(out, expected, rtol=1e-5, atol=1e-5)
+    grad = torch.autograd.grad(out.square().sum(), [x, layer.weight, layer.bias])
+    grad_expected = torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias])
+    for ours, theirs in zip(grad, grad_expected):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+    # Under vmap (the GPU engine) the layer must run too, with the same result.
+    stacked = torch.stack([x.detach(), 2 * x.detach()]).to(memory_format=torch.contiguous_format)
+    mapped = vmap(layer)(stacked)
+    torch.testing.assert_close(mapped[1], layer(2 * x.detach()), rtol=1e-5, atol=1e-5)
 
 
 @pytest.mark.parametrize("layers", [1, 2])

@@ -77,21 +77,63 @@ def make_activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
-def mlp(in_features: int, hidden: Sequence[int], out_features: int, act: str,
+class MapLinear(nn.Linear):
+    """``nn.Flatten()`` then ``nn.Linear`` for a (C, H, W) feature map, without the flatten's copy.
+
+    Same parameters, initialisation and function as ``nn.Linear(C·H·W, out)`` on the
+    map flattened in (C, H, W) order. A channels-last map (what ``conv_stack`` makes on
+    a CPU) would need a copy to be flattened in that order, and the backward pass would
+    then hand the layers below a gradient in the other layout, which slows their
+    kernels; here the map is read in its memory order and the weight's columns are
+    permuted to match (a 27k-value copy instead of the map's). Measured on 2 CPU cores
+    (siamese_aux): a training step 4% faster (medians of 12 alternated rounds, 3 runs), a
+    5-fold evaluation 6% (median of 5 alternated processes); same accuracies.
+
+    Args:
+        map_shape: (C, H, W) of the input map.
+        out_features: Output width.
+    """
+
+    def __init__(self, map_shape: Sequence[int], out_features: int) -> None:
+        channels, height, width = map_shape
+        super().__init__(channels * height * width, out_features)
+        self.map_shape = (channels, height, width)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, C, H, W) → (N, out_features)."""
+        channels_last = x.permute(0, 2, 3, 1)
+        # is_contiguous() without a memory format is the only layout query vmap allows.
+        if x.is_contiguous() or not channels_last.is_contiguous():
+            return F.linear(x.flatten(1), self.weight, self.bias)
+        weight = self.weight.unflatten(1, self.map_shape).permute(0, 2, 3, 1).flatten(1)
+        return F.linear(channels_last.flatten(1), weight, self.bias)
+
+
+def mlp(in_features: int | Sequence[int], hidden: Sequence[int], out_features: int, act: str,
         batchnorm: bool = False, dropout: float = 0.0) -> nn.Sequential:
-    """Linear layers with ``hidden`` widths; each hidden layer is Linear → [BN] → act → [Dropout]."""
+    """Linear layers with ``hidden`` widths; each hidden layer is Linear → [BN] → act → [Dropout].
+
+    ``in_features`` is a width, or the (C, H, W) shape of a feature map, which the
+    first layer then flattens (``MapLinear``).
+    """
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
-        layers.append(nn.Linear(width, size))
+        layers.append(_linear(width, size))
         if batchnorm:
             layers.append(nn.BatchNorm1d(size))
         layers.append(make_activation(act))
         if dropout > 0:
             layers.append(Dropout(dropout))
         width = size
-    layers.append(nn.Linear(width, out_features))
+    layers.append(_linear(width, out_features))
     return nn.Sequential(*layers)
+
+
+def _linear(in_features: int | Sequence[int], out_features: int) -> nn.Linear:
+    if isinstance(in_features, int):
+        return nn.Linear(in_features, out_features)
+    return MapLinear(in_features, out_features)
 
 
 class PatchConv2d(nn.Conv2d):
@@ -136,9 +178,9 @@ def conv_stack(in_channels: int, channels: Sequence[int], act: str,
                batchnorm: bool = False) -> nn.Sequential:
     """Report 000's convolution stack: 2×2 convolutions, a 2×2 max-pool after the second one.
 
-    ``(16, 32)`` gives model_1's features (14→13→12→6, 32×6×6 = 1152 values),
+    ``(16, 32)`` gives model_1's features (14→13→12→6, a 32×6×6 map = 1152 values),
     ``(32, 64, 128)`` model_2's (…→6→5, 128×5×5 = 3200 values). The stack ends
-    with a flatten.
+    with the feature map, for an ``mlp`` given its shape to read (``MapLinear``).
 
     Where a layer pools, the pool comes before the activation: every activation
     offered is non-decreasing, so max-pool(act(x)) = act(max-pool(x)) exactly, and
@@ -155,18 +197,17 @@ def conv_stack(in_channels: int, channels: Sequence[int], act: str,
             layers.append(nn.MaxPool2d(2))
         layers.append(make_activation(act))
         width = size
-    layers.append(nn.Flatten())
     return nn.Sequential(*layers)
 
 
-def flat_size(module: nn.Module, input_shape: Sequence[int]) -> int:
-    """Number of features ``module`` produces for one input of ``input_shape``."""
+def output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:
+    """Shape of what ``module`` produces for one input of ``input_shape`` (batch axis left out)."""
     with torch.no_grad():
         was_training = module.training
         module.eval()
-        size = module(torch.zeros(1, *input_shape)).shape[1]
+        shape = module(torch.zeros(1, *input_shape)).shape[1:]
         module.train(was_training)
-    return int(size)
+    return tuple(shape)
 
 
 def cnn_branch(channels: Sequence[int], hidden: int, act: str, batchnorm: bool,
@@ -177,8 +218,8 @@ def cnn_branch(channels: Sequence[int], hidden: int, act: str, batchnorm: bool,
     model_1 WS+AUX (and of ../shared/notes: 30,082 parameters).
     """
     features = conv_stack(1, channels, act, batchnorm)
-    size = flat_size(features, (1, 14, 14))
-    return nn.Sequential(features, mlp(size, [hidden], out_features, act, batchnorm, dropout))
+    return nn.Sequential(features, mlp(output_shape(features, (1, 14, 14)), [hidden],
+                                       out_features, act, batchnorm, dropout))
 
 
 def mlp_branch(hidden: Sequence[int], act: str, batchnorm: bool, dropout: float,

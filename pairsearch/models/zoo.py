@@ -22,10 +22,10 @@ from pairsearch.models.blocks import (
     PatchConv2d,
     cnn_branch,
     conv_stack,
-    flat_size,
     make_activation,
     mlp,
     mlp_branch,
+    output_shape,
     split_pair,
 )
 from pairsearch.errors import PairsearchError
@@ -68,8 +68,8 @@ def cnn(*, channels: tuple[int, ...] = (16, 32), hidden: tuple[int, ...] = (16,)
     ``channels=32,64,128 hidden=64,12`` is model_2.
     """
     features = conv_stack(2, channels, activation, batchnorm)
-    size = flat_size(features, (2, 14, 14))
-    return FlatNet(features, mlp(size, hidden, 2, activation, batchnorm, dropout))
+    shape = output_shape(features, (2, 14, 14))
+    return FlatNet(features, mlp(shape, hidden, 2, activation, batchnorm, dropout))
 
 
 class CnnAux1(nn.Module):
@@ -78,22 +78,20 @@ class CnnAux1(nn.Module):
     def __init__(self, channels: tuple[int, ...], hidden: tuple[int, ...], aux_hidden: int,
                  act: str, batchnorm: bool, dropout: float) -> None:
         super().__init__()
-        early, late = conv_stack(2, channels[:2], act, batchnorm), channels[2:]
-        self.early = nn.Sequential(*list(early)[:-1])  # keep the feature map for the late convs
-        early_size = flat_size(early, (2, 14, 14))
-        self.aux_classifier = nn.Sequential(nn.Flatten(),
-                                            mlp(early_size, [aux_hidden], 2, act, batchnorm))
+        self.early = conv_stack(2, channels[:2], act, batchnorm)
+        early_shape = output_shape(self.early, (2, 14, 14))
+        self.aux_classifier = mlp(early_shape, [aux_hidden], 2, act, batchnorm)
         late_layers: list[nn.Module] = []
         width = channels[1]
-        for size in late:
+        for size in channels[2:]:
             late_layers += [nn.Conv2d(width, size, kernel_size=2)]
             if batchnorm:
                 late_layers.append(nn.BatchNorm2d(size))
             late_layers.append(make_activation(act))
             width = size
-        self.late = nn.Sequential(*late_layers, nn.Flatten())
-        late_size = flat_size(nn.Sequential(self.early, self.late), (2, 14, 14))
-        self.classifier = mlp(late_size, hidden, 2, act, batchnorm, dropout)
+        self.late = nn.Sequential(*late_layers)
+        late_shape = output_shape(nn.Sequential(self.early, self.late), (2, 14, 14))
+        self.classifier = mlp(late_shape, hidden, 2, act, batchnorm, dropout)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         early = self.early(x)
