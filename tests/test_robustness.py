@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 from pairsearch.search.runner import SearchSettings
 from pairsearch.search.space import space_from_dict
 from pairsearch.search.storage import open_storage
+from pairsearch.search import workers
 from pairsearch.search.strategies import run_grid
 
 SPACE = '[params]\nmodel = ["mlp", "siamese"]\nlr = [0.001, 0.003, 0.01]\n'
@@ -89,6 +90,47 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
     assert_every_cell_complete_once(url)
     crashed = [t for t in trials(url) if "crashed" in t.user_attrs]
     assert crashed and all(t.state == TrialState.FAIL for t in crashed)
+
+
+DIE_AFTER_ASK = """
+import os, sys
+from pairsearch.search import runner
+from pairsearch.search.runner import SearchSettings
+from pairsearch.search.space import space_from_dict
+from pairsearch.search.storage import open_storage
+from pairsearch.search.strategies import run_grid
+
+def killed(self, trial, cell, *args, **kwargs):
+    os._exit(9)  # as if SIGKILLed between study.ask and the start of the trial
+
+runner.Runner.run = killed
+space = space_from_dict("s", {"params": {"model": ["mlp"], "lr": [0.001, 0.01]}})
+run_grid(space, SearchSettings(folds=2, epochs=1, train_pairs=100, device="cpu"),
+         open_storage(sys.argv[1]), "s", progress=False)
+"""
+
+
+def test_a_worker_killed_right_after_ask_leaves_no_cell_stuck(tmp_path):
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    died = subprocess.run([sys.executable, "-c", DIE_AFTER_ASK, url], capture_output=True,
+                          text=True, timeout=120)
+    assert died.returncode == 9, died.stderr
+    assert [t.state for t in trials(url)] == [TrialState.RUNNING]
+    space = space_from_dict("s", {"params": {"model": ["mlp"], "lr": [0.001, 0.01]}})
+    run_grid(space, SearchSettings(folds=2, epochs=1, train_pairs=100, device="cpu"),
+             open_storage(url), "s", progress=False)
+    states = collections.Counter(t.state for t in trials(url))
+    assert states == {TrialState.COMPLETE: 2, TrialState.FAIL: 1}, states
+
+
+def test_an_unlabelled_running_trial_is_failed_only_when_old(tmp_path, monkeypatch):
+    study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'a.db'}"))
+    study.ask()  # RUNNING, no worker label: its worker died before labelling it
+    assert workers.recover_dead_trials(study) == 0  # it may still be labelled
+    monkeypatch.setattr(workers, "UNLABELLED_SECONDS", -1)
+    assert workers.recover_dead_trials(study) == 1
+    assert "no worker took it up" in study.trials[0].user_attrs["crashed"]
+    assert study.trials[0].state == TrialState.FAIL
 
 
 def test_sigint_stops_between_trials_and_resumes(tmp_path):

@@ -53,6 +53,7 @@ from pairsearch.search.workers import (
     NEVER,
     StopRequest,
     alive,
+    enqueue_owned,
     recover_dead_trials,
     worker_id,
 )
@@ -307,7 +308,7 @@ def _evolve(space: SearchSpace, settings: SearchSettings, genetic: GeneticSettin
                     accuracy = trial_done.value if trial_done.value is not None else 0.0
                 else:
                     cell = space.cell_at(list(individual))
-                    study.enqueue_trial(cell)
+                    enqueue_owned(study, cell)
                     trial = study.ask(dists)
                     # fitness is known only after the evaluation; a trial stores both
                     accuracy = _run_individual(runner, trial, cell, generation, index,

@@ -20,6 +20,7 @@ from pairsearch.evaluation import Protocol, evaluate
 from pairsearch.search.runner import Runner, SearchSettings, distributions
 from pairsearch.search.space import space_from_dict
 from pairsearch.search.storage import load_existing, open_study, study_meta
+from pairsearch.search.workers import enqueue_owned
 
 _TABLE_ATTRS = {"user_attrs_accuracy_std": "std", "user_attrs_f1_mean": "f1",
                 "user_attrs_digit_accuracy_mean": "digit_acc",
@@ -139,7 +140,7 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
                           runner.device)
             test = evaluate(config, runner.data, Protocol("test", repeats=repeats),
                             settings.seed, runner.device)
-            target.enqueue_trial(cell)
+            enqueue_owned(target, cell)
             trial = target.ask(dists)
             attrs = {"source_trial": source.number, "search_value": source.value,
                      "cv_accuracy_mean": cv.accuracy_mean if not cv.failed else None,

@@ -19,7 +19,13 @@ from pairsearch.errors import PairsearchError
 from pairsearch.search.runner import Runner, SearchSettings, cell_key, distributions, diverged
 from pairsearch.search.space import SearchSpace
 from pairsearch.search.storage import open_study
-from pairsearch.search.workers import NEVER, StopRequest, recover_dead_trials, worker_id
+from pairsearch.search.workers import (
+    NEVER,
+    StopRequest,
+    enqueue_owned,
+    recover_dead_trials,
+    worker_id,
+)
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 
@@ -149,7 +155,7 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
             if not missing and not queued:
                 break
             if missing:
-                study.enqueue_trial(chooser.choice(missing) if collided else missing[0])
+                enqueue_owned(study, chooser.choice(missing) if collided else missing[0])
             # ask pops the oldest queued cell, ours or another worker's. When other workers
             # emptied the queue since this worker last read it, Optuna samples a fresh trial
             # instead and a queued cell stays behind: the loop runs until none is left.

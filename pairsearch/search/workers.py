@@ -1,6 +1,7 @@
 """What lets several workers and crashes share one study safely.
 
 - ``worker_id()``: this process's identity (``host:pid``), stored on each trial it runs.
+- ``enqueue_owned``: queues a cell as a trial already labelled with that identity.
 - ``Heartbeat``: records Optuna heartbeats for the running trial from a thread, so
   a worker on any machine that dies (SIGKILL included) leaves a trial that
   ``optuna.storages.fail_stale_trials`` marks FAIL after the grace period.
@@ -13,22 +14,37 @@
 
 from __future__ import annotations
 
+import datetime
 import os
 import signal
 import socket
 import threading
 from types import FrameType
-from typing import Optional
+from typing import Any, Mapping, Optional
 
 import optuna
 from optuna.trial import TrialState
 
 HOST = socket.gethostname()
+# A RUNNING trial no worker has labelled for this long was asked for by a worker that died
+# before it could label it (labelling takes milliseconds).
+UNLABELLED_SECONDS = 600
 
 
 def worker_id() -> str:
     """``host:pid`` of this process (computed now: forked workers differ from the parent)."""
     return f"{HOST}:{os.getpid()}"
+
+
+def enqueue_owned(study: optuna.Study, cell: Mapping[str, Any]) -> None:
+    """Queue ``cell`` as a trial labelled with this worker, for the next ``study.ask``.
+
+    ``ask`` turns the queued trial RUNNING; with the label already there, a worker
+    killed before it starts the trial still leaves a trial ``recover_dead_trials``
+    can attribute to it and fail. (The runner relabels a trial popped from another
+    worker's queue.)
+    """
+    study.enqueue_trial(dict(cell), user_attrs={"worker": worker_id()})
 
 
 def alive(pid: int) -> bool:
@@ -56,16 +72,23 @@ def recover_dead_trials(study: optuna.Study) -> int:
     """
     storage = study._storage
     failed = 0
+    now = datetime.datetime.now()  # Optuna stores naive local times
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
         owner = trial.user_attrs.get("worker", "")
         host, _, pid = owner.rpartition(":")
         if host == HOST and pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
-            try:
-                storage.set_trial_user_attr(trial._trial_id, "crashed", f"worker {owner} is gone")
-                storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
-                failed += 1
-            except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
-                pass  # another worker got there first
+            reason = f"worker {owner} is gone"
+        elif not owner and trial.datetime_start is not None and \
+                (now - trial.datetime_start).total_seconds() > UNLABELLED_SECONDS:
+            reason = f"no worker took it up in {UNLABELLED_SECONDS} s"
+        else:
+            continue
+        try:
+            storage.set_trial_user_attr(trial._trial_id, "crashed", reason)
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed += 1
+        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+            pass  # another worker got there first
     if _heartbeat_interval(storage) is not None:
         before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
         optuna.storages.fail_stale_trials(study)
