@@ -14,10 +14,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from pairsearch.search import workers
 from pairsearch.search.runner import SearchSettings
 from pairsearch.search.space import space_from_dict
 from pairsearch.search.storage import open_storage
-from pairsearch.search import workers
 from pairsearch.search.strategies import run_grid
 
 SPACE = '[params]\nmodel = ["mlp", "siamese"]\nlr = [0.001, 0.003, 0.01]\n'
