@@ -20,8 +20,8 @@ from pairsearch.search.results import best_trials_table, retest, studies_table
 from pairsearch.search.runner import SearchSettings, cell_key
 from pairsearch.search.space import SearchSpace, load_space, shipped_spaces, space_from_dict
 from pairsearch.search.storage import open_storage
-from pairsearch.search.strategies import run_grid, run_tpe
-from pairsearch.search.workers import StopRequest
+from pairsearch.search.strategies import duplicate_of, run_grid, run_tpe
+from pairsearch.search.workers import StopRequest, enqueue_owned
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -291,3 +291,21 @@ def test_report_for_a_genetic_study(storage, tmp_path):
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000, png
         assert f"({png})" in text
     assert "## Per generation" in text and "model" in text
+
+
+def test_a_cell_queued_or_being_asked_for_is_seen_by_other_workers(storage):
+    """A queued trial, or one ``ask`` is still setting up, has no params yet: the grid's
+    duplicate rule must know its cell anyway (else two workers both run the cell)."""
+    study = optuna.create_study(storage=storage)
+    cell = {"lr": 0.01, "model": "mlp"}
+    dists = {"lr": optuna.distributions.CategoricalDistribution([0.01]),
+             "model": optuna.distributions.CategoricalDistribution(["mlp"])}
+    for _ in range(2):  # two workers queue the same cell
+        enqueue_owned(study, cell, {"cell": cell_key(cell)})
+    first = study.get_trials(deepcopy=False)[0]
+    assert first.params == {}  # queued: params come with ask
+    # The first worker's ask has turned its trial RUNNING but not yet set its params.
+    study._storage.set_trial_state_values(first._trial_id, TrialState.RUNNING)
+    second = study.ask(dists)
+    assert second.params == cell
+    assert duplicate_of(study, second) == first.number

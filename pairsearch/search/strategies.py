@@ -28,6 +28,7 @@ from pairsearch.search.workers import (
 )
 
 _FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+_CELL = "cell"  # user attribute: the cell a grid trial was queued for
 
 
 @dataclass(frozen=True)
@@ -82,6 +83,17 @@ def _best_value(study: optuna.Study) -> Optional[float]:
     return max((t.value for t in complete), default=None)
 
 
+def _cell_of(trial: optuna.trial.FrozenTrial) -> str:
+    """The key of the cell a trial holds.
+
+    A queued (WAITING) trial has no params yet, nor has a queued one just popped by
+    ``ask``: Optuna sets them while ``ask`` runs. So the grid labels the trials it
+    queues with their cell when it creates them (``_CELL``); trials stored without the
+    label (by earlier versions) are known by their params.
+    """
+    return trial.user_attrs.get(_CELL) or cell_key(trial.params)
+
+
 def _taken(trial: optuna.trial.FrozenTrial) -> bool:
     """Whether a trial holds its cell: done, being run, queued, or a stored failure."""
     return (trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
@@ -95,9 +107,9 @@ def duplicate_of(study: optuna.Study, trial: optuna.Trial) -> Optional[int]:
     cell runs it" needs no lock: trial numbers are unique and a trial's state only
     moves WAITING → RUNNING → finished, so every worker reaches the same verdict.
     """
-    key = cell_key(trial.params)
+    key = _cell_of(trial)
     for other in study.get_trials(deepcopy=False):
-        if other.number < trial.number and _taken(other) and cell_key(other.params) == key:
+        if other.number < trial.number and _taken(other) and _cell_of(other) == key:
             return other.number
     return None
 
@@ -137,7 +149,6 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
     runner = Runner(space, settings, study)
     dists = distributions(space)
     cells = list(space.cells())
-    cell_keys = {cell_key(c) for c in cells}
     chooser = random.Random(worker_id())  # spreads workers over cells after a collision
     collided = False
     best = _best_value(study)
@@ -146,7 +157,7 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         while not stop.requested:
             recover_dead_trials(study)
             trials = study.get_trials(deepcopy=False)
-            taken = {cell_key(t.params) for t in trials if _taken(t)}
+            taken = {_cell_of(t) for t in trials if _taken(t)}
             missing = [c for c in cells if cell_key(c) not in taken]
             queued = any(t.state == TrialState.WAITING for t in trials)
             if bar is None:
@@ -155,13 +166,16 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
             if not missing and not queued:
                 break
             if missing:
-                enqueue_owned(study, chooser.choice(missing) if collided else missing[0])
+                cell = chooser.choice(missing) if collided else missing[0]
+                enqueue_owned(study, cell, {_CELL: cell_key(cell)})
             # ask pops the oldest queued cell, ours or another worker's. When other workers
             # emptied the queue since this worker last read it, Optuna samples a fresh trial
             # instead and a queued cell stays behind: the loop runs until none is left.
             trial = study.ask(dists)
-            if cell_key(trial.params) not in cell_keys:  # sampled outside the space's cells
-                trial.set_user_attr("outside_space", True)
+            if _CELL not in trial.user_attrs:
+                # Sampled, not queued: its cell was unknown to the others while ask ran, so
+                # the duplicate rule cannot vouch for it. Drop it; the loop queues again.
+                trial.set_user_attr("sampled", True)
                 study.tell(trial, state=TrialState.PRUNED)
                 continue
             earlier = duplicate_of(study, trial)

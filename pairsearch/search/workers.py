@@ -36,15 +36,16 @@ def worker_id() -> str:
     return f"{HOST}:{os.getpid()}"
 
 
-def enqueue_owned(study: optuna.Study, cell: Mapping[str, Any]) -> None:
+def enqueue_owned(study: optuna.Study, cell: Mapping[str, Any],
+                  labels: Mapping[str, Any] | None = None) -> None:
     """Queue ``cell`` as a trial labelled with this worker, for the next ``study.ask``.
 
     ``ask`` turns the queued trial RUNNING; with the label already there, a worker
     killed before it starts the trial still leaves a trial ``recover_dead_trials``
     can attribute to it and fail. (The runner relabels a trial popped from another
-    worker's queue.)
+    worker's queue.) ``labels`` are more user attributes, stored in the same write.
     """
-    study.enqueue_trial(dict(cell), user_attrs={"worker": worker_id()})
+    study.enqueue_trial(dict(cell), user_attrs={**(labels or {}), "worker": worker_id()})
 
 
 def alive(pid: int) -> bool:
