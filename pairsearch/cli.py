@@ -79,6 +79,13 @@ def _add_seed_and_device_arguments(parser: argparse.ArgumentParser) -> None:
                         help="seed of the pair draw, folds, initialisations (default 0)")
     parser.add_argument("--device", default="auto",
                         help="auto (CUDA when available), cpu, cuda or cuda:N (default auto)")
+    _add_precision_argument(parser)
+
+
+def _add_precision_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                        help="arithmetic of the convolution stacks while training: auto (bf16 "
+                             "on a CPU with bf16 instructions, else fp32), fp32 or bf16")
 
 
 def _add_data_arguments(parser: argparse.ArgumentParser) -> None:
@@ -191,6 +198,7 @@ def _add_search_commands(commands) -> None:
     retest.add_argument("--folds", type=int, default=10, metavar="K")
     retest.add_argument("--repeats", type=_positive_int("--repeats"), default=10, metavar="R")
     retest.add_argument("--device", default="auto")
+    _add_precision_argument(retest)
 
     run = commands.add_parser("run", help="run a report's experiment (see --list)",
                               description="Run (or resume) an experiment: the stages of one "
@@ -276,7 +284,8 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     protocol = Protocol("test" if args.test else "cv", args.folds, args.repeats)
     device = resolve_device(args.device)
     data = generate_pairs(load_pools(args.data), args.train_pairs, args.test_pairs, args.seed)
-    result = evaluate(config, data, protocol, args.seed, device, engine=args.engine)
+    result = evaluate(config, data, protocol, args.seed, device, engine=args.engine,
+                      precision=args.precision)
     report = result.to_dict()
     if args.json:
         print(json.dumps(report))
@@ -296,7 +305,7 @@ def _print_evaluation(report: dict[str, Any]) -> None:
     print(f"config:   {config}")
     print(f"protocol: {kind}, seed {report['seed']}")
     print(f"data:     {report['data']}")
-    print(f"device:   {report['device']}")
+    print(f"device:   {report['device']}, {report['precision']}")
     if report["runs"]:
         table = pd.DataFrame(report["runs"])
         table = table.drop(columns=["seed"]).rename(columns={"train_seconds": "seconds"})
@@ -326,7 +335,8 @@ def _search_setup(args: argparse.Namespace, strategy: str):
         torch.set_num_threads(int(os.environ["PAIRSEARCH_THREADS"]))
     space = load_space(args.space)
     settings = SearchSettings(folds=args.folds, epochs=args.epochs, seed=args.seed,
-                              data=args.data, device=args.device, train_pairs=args.train_pairs,
+                              data=args.data, device=args.device, precision=args.precision,
+                              train_pairs=args.train_pairs,
                               test_pairs=args.test_pairs,
                               strategy_seed=getattr(args, "strategy_seed", None))
     storage = open_storage(args.storage)
@@ -462,7 +472,7 @@ def _cmd_retest(args: argparse.Namespace) -> int:
     if args.folds < 2:
         raise PairsearchError(f"bad value {args.folds} for --folds: K-fold needs K >= 2")
     table = retest(open_storage(args.storage, create=False), args.study, args.top, args.folds,
-                   args.repeats, args.device)
+                   args.repeats, args.device, args.precision)
     print(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     print(f"stored in study {args.study}-retest")
     return 0
@@ -502,7 +512,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     stop = StopRequest().install()
     try:
         studies = run_experiment(experiment, storage,
-                                 RunOptions(args.seed, args.data, args.device,
+                                 RunOptions(args.seed, args.data, args.device, args.precision,
                                             not args.no_progress), stop)
     except KeyboardInterrupt:
         print("pairsearch: interrupted; the running trial is marked failed and will be "

@@ -11,6 +11,8 @@ from pairsearch.evaluation.evaluator import (
 )
 from pairsearch.evaluation.folds import stratified_folds
 from pairsearch.evaluation.losses import LOSSES
+from pairsearch.evaluation.precision import PRECISIONS, resolve_precision
 
-__all__ = ["Config", "Evaluation", "LOSSES", "Protocol", "RunScore", "TrainConfig", "evaluate",
-           "resolve_device", "run_seed", "stratified_folds", "train_options"]
+__all__ = ["Config", "Evaluation", "LOSSES", "PRECISIONS", "Protocol", "RunScore", "TrainConfig",
+           "evaluate", "resolve_device", "resolve_precision", "run_seed", "stratified_folds",
+           "train_options"]

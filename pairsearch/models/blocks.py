@@ -72,6 +72,44 @@ class Dropout(nn.Dropout):
         return x * keep / (1 - self.p)
 
 
+_CONV_DTYPE: contextvars.ContextVar[Optional[torch.dtype]] = contextvars.ContextVar(
+    "pairsearch_conv_dtype", default=None)
+
+
+@contextlib.contextmanager
+def convolutions_in(dtype: Optional[torch.dtype]) -> Iterator[None]:
+    """Make ``ConvStack`` layers train in ``dtype`` autocast (``None``: float32) in this thread.
+
+    Mixed precision in the usual sense: weights, optimizer state and everything after
+    the convolution stacks stay float32; only the stacks' arithmetic, while training,
+    runs in ``dtype``. Scoring (eval mode) is always float32.
+    """
+    token = _CONV_DTYPE.set(dtype)
+    try:
+        yield
+    finally:
+        _CONV_DTYPE.reset(token)
+
+
+class ConvStack(nn.Sequential):
+    """``nn.Sequential`` of convolution layers that trains in the ``convolutions_in`` dtype.
+
+    With bfloat16 on a CPU with bf16 instructions (AVX512-BF16, AMX) the stack's
+    convolutions, pooling and activations run on oneDNN's bf16 kernels; its output goes
+    back to float32 (keeping its channels-last layout) for the layers after it.
+    Measured on 2 AMD EPYC cores with AVX512-BF16 (siamese_aux, 5-fold evaluation): 17%
+    less time per fold-training, the same mean accuracy (docs/benchmarks.md).
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        dtype = _CONV_DTYPE.get()
+        if dtype is None or dtype == torch.float32 or not self.training:
+            return super().forward(x)
+        with torch.autocast(x.device.type, dtype=dtype):
+            out = super().forward(x)
+        return out.float()
+
+
 def make_activation(name: str) -> nn.Module:
     """A fresh activation module by name."""
     return _ACTIVATIONS[name]()
@@ -176,7 +214,7 @@ class PatchConv2d(nn.Conv2d):
 
 
 def conv_stack(in_channels: int, channels: Sequence[int], act: str,
-               batchnorm: bool = False) -> nn.Sequential:
+               batchnorm: bool = False) -> ConvStack:
     """Report 000's convolution stack: 2×2 convolutions, a 2×2 max-pool after the second one.
 
     ``(16, 32)`` gives model_1's features (14→13→12→6, a 32×6×6 map = 1152 values),
@@ -198,7 +236,7 @@ def conv_stack(in_channels: int, channels: Sequence[int], act: str,
             layers.append(nn.MaxPool2d(2))
         layers.append(make_activation(act))
         width = size
-    return nn.Sequential(*layers)
+    return ConvStack(*layers)
 
 
 def output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:

@@ -80,7 +80,7 @@ def studies_table(storage: optuna.storages.BaseStorage) -> pd.DataFrame:
 
 
 def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, folds: int = 10,
-           repeats: int = 10, device: str = "auto") -> pd.DataFrame:
+           repeats: int = 10, device: str = "auto", precision: str = "auto") -> pd.DataFrame:
     """Re-run the ``top`` best distinct configurations with K-fold CV and the test protocol.
 
     Args:
@@ -90,6 +90,7 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
         folds: K of the retest's cross-validation.
         repeats: Trainings of the test protocol.
         device: Where to train.
+        precision: ``auto``, ``fp32`` or ``bf16`` (``evaluation.precision``).
 
     Returns:
         One row per configuration: search accuracy, K-fold accuracy, test accuracy.
@@ -106,7 +107,7 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
     space = space_from_dict(study_name, json.loads(meta["space"]))
     protocol = meta["protocol"]
     settings = SearchSettings(folds=folds, epochs=protocol.get("epochs"), seed=protocol["seed"],
-                              data=protocol["data"], device=device,
+                              data=protocol["data"], device=device, precision=precision,
                               train_pairs=protocol["train_pairs"],
                               test_pairs=protocol["test_pairs"])
     best: list[optuna.trial.FrozenTrial] = []
@@ -137,9 +138,9 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
             cell = dict(source.params)
             config = runner.config(cell)
             cv = evaluate(config, runner.data, Protocol("cv", folds), settings.seed,
-                          runner.device)
+                          runner.device, precision=runner.precision)
             test = evaluate(config, runner.data, Protocol("test", repeats=repeats),
-                            settings.seed, runner.device)
+                            settings.seed, runner.device, precision=runner.precision)
             enqueue_owned(target, cell)
             trial = target.ask(dists)
             attrs = {"source_trial": source.number, "search_value": source.value,
@@ -147,7 +148,8 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
                      "cv_accuracy_std": cv.accuracy_std if not cv.failed else None,
                      "test_accuracies": test.accuracies,
                      "test_accuracy_std": test.accuracy_std if not test.failed else None,
-                     "config_key": config.key(), "device": str(runner.device)}
+                     "config_key": config.key(), "device": str(runner.device),
+                     "precision": runner.precision}
             for name, value in attrs.items():
                 trial.set_user_attr(name, value)
             if cv.failed or test.failed:

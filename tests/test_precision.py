@@ -1,0 +1,117 @@
+"""Precision of training: bf16 convolution stacks where the CPU has bf16 instructions."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from pairsearch.errors import PairsearchError
+from pairsearch.evaluation import Config, Protocol, evaluate, resolve_precision
+from pairsearch.evaluation import precision as precision_module
+from pairsearch.models import create_model
+from pairsearch.models.blocks import ConvStack, conv_stack, convolutions_in
+
+CPU, CUDA = torch.device("cpu"), torch.device("cuda")
+
+
+@pytest.mark.parametrize("has_bf16, device, expected", [
+    (True, CPU, "bf16"), (False, CPU, "fp32"), (True, CUDA, "fp32")])
+def test_auto_is_bf16_only_on_a_cpu_with_bf16_instructions(monkeypatch, has_bf16, device,
+                                                           expected):
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: has_bf16)
+    assert resolve_precision("auto", device) == expected
+    assert resolve_precision("fp32", device) == "fp32"
+    assert resolve_precision("bf16", device) == "bf16"
+
+
+def test_unknown_precision_lists_the_valid_ones():
+    with pytest.raises(PairsearchError, match="unknown precision 'fp8'; valid: auto, fp32, bf16"):
+        resolve_precision("fp8", CPU)
+
+
+def test_cpu_feature_query_answers():
+    assert isinstance(precision_module.cpu_has_bf16(), bool)
+
+
+def stack_and_input() -> tuple[ConvStack, torch.Tensor]:
+    torch.manual_seed(0)
+    stack = conv_stack(1, (16, 32), "leaky_relu")
+    return stack, torch.randn(20, 1, 14, 14)
+
+
+def conv_dtypes(stack: torch.nn.Module) -> list[torch.dtype]:
+    seen: list[torch.dtype] = []
+    for layer in stack:
+        if isinstance(layer, torch.nn.Conv2d):
+            layer.register_forward_hook(lambda _m, _i, out: seen.append(out.dtype))
+    return seen
+
+
+def test_a_stack_trains_in_bf16_and_hands_on_float32():
+    stack, x = stack_and_input()
+    reference = stack(x)
+    seen = conv_dtypes(stack)
+    with convolutions_in(torch.bfloat16):
+        out = stack(x)
+    assert seen == [torch.bfloat16, torch.bfloat16]
+    assert out.dtype == torch.float32
+    assert out.is_contiguous(memory_format=torch.channels_last)  # MapLinear's fast path
+    assert not torch.equal(out, reference)
+    torch.testing.assert_close(out, reference, rtol=0.05, atol=0.05)
+    out.square().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in stack.parameters())
+
+
+def test_float32_outside_the_context_and_when_scoring():
+    stack, x = stack_and_input()
+    reference = stack(x)
+    seen = conv_dtypes(stack)
+    stack.eval()
+    with convolutions_in(torch.bfloat16):
+        scored = stack(x)
+    stack.train()
+    after = stack(x)
+    assert seen == [torch.float32] * 4
+    assert torch.equal(scored, reference) and torch.equal(after, reference)
+
+
+def test_every_convolutional_model_runs_in_bf16():
+    for name in ("cnn", "siamese_aux", "twin", "naive", "cnn_aux1"):
+        torch.manual_seed(0)
+        model = create_model(name)
+        x = torch.rand(8, 2, 14, 14)
+        with convolutions_in(torch.bfloat16):
+            output = model(x)
+        assert output.pair.dtype == torch.float32 and torch.isfinite(output.pair).all(), name
+        output.pair.sum().backward()
+
+
+def test_evaluation_records_its_precision(small_pairs):
+    config = Config.from_settings("siamese_aux", {"epochs": "1"})
+    for name in ("fp32", "bf16"):
+        result = evaluate(config, small_pairs, Protocol("cv", folds=2), precision=name)
+        assert result.precision == name and result.to_dict()["precision"] == name
+    with pytest.raises(PairsearchError, match="unknown precision"):
+        evaluate(config, small_pairs, Protocol("cv", folds=2), precision="half")
+
+
+def test_ensemble_is_still_the_runs_one_by_one_in_bf16(small_pairs):
+    config = Config.from_settings("siamese_aux", {"epochs": "2"})
+    loop = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="loop",
+                    precision="bf16")
+    alone = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="sequential",
+                     precision="bf16")
+    assert loop.accuracies == alone.accuracies
+    assert [r.final_loss for r in loop.runs] == pytest.approx(
+        [r.final_loss for r in alone.runs], rel=1e-4)
+
+
+def test_vmap_engine_runs_in_bf16(small_pairs):
+    config = Config.from_settings("siamese_aux", {"epochs": "2"})
+    vmap = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="vmap",
+                    precision="bf16")
+    loop = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="loop",
+                    precision="bf16")
+    assert vmap.failed is None
+    assert [r.final_loss for r in vmap.runs] == pytest.approx(
+        [r.final_loss for r in loop.runs], rel=0.02)
