@@ -37,7 +37,8 @@ def test_grid_genetic_tpe_show_studies(tmp_path, space_file):
     ga = run("genetic", "--space", str(space_file), "--pop", "3", "--gens", "2", *TINY,
              cwd=tmp_path)
     assert ga.returncode == 0, ga.stderr
-    tpe = run("tpe", "--space", str(space_file), "--trials", "3", *TINY, cwd=tmp_path)
+    tpe = run("tpe", "--space", str(space_file), "--trials", "3", *TINY, "--precision", "bf16",
+              cwd=tmp_path)
     assert tpe.returncode == 0, tpe.stderr
     studies = run("studies", cwd=tmp_path)
     assert studies.returncode == 0
@@ -49,6 +50,9 @@ def test_grid_genetic_tpe_show_studies(tmp_path, space_file):
     study = optuna.load_study(study_name="tiny-genetic",
                               storage=f"sqlite:///{tmp_path / 'studies.db'}")
     assert len(study.trials) == 6
+    tpe_trials = optuna.load_study(study_name="tiny-tpe",
+                                   storage=f"sqlite:///{tmp_path / 'studies.db'}").trials
+    assert {t.user_attrs["precision"] for t in tpe_trials} == {"bf16"}
 
 
 @pytest.mark.parametrize("args, message", [
