@@ -273,6 +273,40 @@ def _groups(runs: list[_Run], batch_size: int, engine: str) -> list[list[int]]:
     return list(groups.values())
 
 
+def _train_group(engine: str, members: list[torch.nn.Module], runs: list[_Run],
+                 train_pairs: PairSet, config: Config, generators: list[torch.Generator],
+                 epoch_callback: EpochCallback | None, first_step: int
+                 ) -> tuple[list[float], Optional[str], Optional[int], list[torch.nn.Module]]:
+    """Train one group of runs: together as an ensemble, or one model (``sequential``).
+
+    Returns:
+        Each run's last-epoch loss, why training stopped early (else ``None``), the
+        member that diverged (else ``None``), and the trained models (none on failure
+        of an ensemble).
+    """
+    held_out = [run.held_out for run in runs]
+    if engine == "sequential":
+        (run,), (model,) = runs, members
+        after_epoch = None
+        if epoch_callback is not None:
+            def after_epoch(epoch: int) -> None:
+                epoch_callback(first_step + epoch, accuracy_of(model, held_out[0]))
+        outcome = train_model(model, train_pairs.subset(run.train_index), config.train,
+                              generators[0], after_epoch)
+        return [outcome.final_loss], outcome.failed, 0 if outcome.failed else None, [model]
+    ensemble = Ensemble(members, engine)
+    after_epoch = None
+    if epoch_callback is not None:
+        def after_epoch(epoch: int) -> None:
+            models = ensemble.members()
+            epoch_callback(first_step + epoch, float(np.mean(
+                [accuracy_of(m, h) for m, h in zip(models, held_out)])))
+    result = train_ensemble(ensemble, train_pairs, [run.train_index for run in runs],
+                            config.train, generators, after_epoch)
+    trained = ensemble.members() if result.failed is None else []
+    return result.final_losses, result.failed, result.failed_member, trained
+
+
 def evaluate(config: Config, data: PairData | Sequence[PairData],
              protocol: Protocol = Protocol(), seed: int = 0,
              device: str | torch.device = "cpu",
@@ -338,45 +372,21 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
         params = count_parameters(members[0])
         generators = [torch.Generator(device=device).manual_seed(runs[index].seed)
                       for index in group]
-        held_out = [runs[index].held_out for index in group]
 
         started = time.perf_counter()
         with convolutions_in(conv_dtype(precision)):
-            if engine == "sequential":
-                (index,), (model,) = group, members
-                after_epoch = None
-                if epoch_callback is not None:
-                    def after_epoch(epoch: int, model=model, held=held_out[0],
-                                    step=group_number * epochs) -> None:
-                        epoch_callback(step + epoch, accuracy_of(model, held))
-                outcome = train_model(model, train_pairs.subset(runs[index].train_index),
-                                      config.train, generators[0], after_epoch)
-                losses, failure, trained = [outcome.final_loss], outcome.failed, [model]
-                failed_member = 0 if failure else None
-            else:
-                ensemble = Ensemble(members, engine)
-                after_epoch = None
-                if epoch_callback is not None:
-                    def after_epoch(epoch: int, ensemble=ensemble, held=held_out,
-                                    step=group_number * epochs) -> None:
-                        models = ensemble.members()
-                        epoch_callback(step + epoch, float(np.mean(
-                            [accuracy_of(m, h) for m, h in zip(models, held)])))
-                result = train_ensemble(ensemble, train_pairs,
-                                        [runs[index].train_index for index in group],
-                                        config.train, generators, after_epoch)
-                losses, failure, failed_member = (result.final_losses, result.failed,
-                                                  result.failed_member)
-                trained = ensemble.members() if failure is None else []
+            losses, failure, failed_member, trained = _train_group(
+                engine, members, [runs[index] for index in group], train_pairs, config,
+                generators, epoch_callback, group_number * epochs)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - started) / len(group)
         if failure:
             failed = f"run {group[failed_member] + 1} diverged: {failure}"
             break
-        for index, model, loss, held in zip(group, trained, losses, held_out):
+        for index, model, loss in zip(group, trained, losses):
             run = runs[index]
-            score = score_model(model, held)
+            score = score_model(model, run.held_out)
             scores[index] = RunScore(run.repeat, run.fold, run.seed, score.accuracy, score.f1,
                                      score.digit_accuracy, loss, seconds)
     completed = tuple(scores[index] for index in sorted(scores))

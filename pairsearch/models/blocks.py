@@ -94,11 +94,12 @@ def convolutions_in(dtype: Optional[torch.dtype]) -> Iterator[None]:
 class ConvStack(nn.Sequential):
     """``nn.Sequential`` of convolution layers that trains in the ``convolutions_in`` dtype.
 
-    With bfloat16 on a CPU with bf16 instructions (AVX512-BF16, AMX) the stack's
-    convolutions, pooling and activations run on oneDNN's bf16 kernels; its output goes
-    back to float32 (keeping its channels-last layout) for the layers after it.
-    Measured on 2 AMD EPYC cores with AVX512-BF16 (siamese_aux, 5-fold evaluation): 17%
-    less time per fold-training, the same mean accuracy (docs/benchmarks.md).
+    With bfloat16 on a CPU with bf16 instructions (AVX512-BF16, AMX) the convolutions run
+    on oneDNN's bf16 kernels, and pooling and activations on half-size tensors; the
+    stack's output goes back to float32 (keeping its channels-last layout) for the layers
+    after it. Measured on 2 AMD EPYC cores with AVX512-BF16 (siamese_aux, 5-fold
+    evaluation): 12-20% less time per fold-training, the same mean accuracy
+    (docs/benchmarks.md).
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
