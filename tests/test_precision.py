@@ -24,6 +24,12 @@ def test_auto_is_bf16_only_on_a_cpu_with_bf16_instructions(monkeypatch, has_bf16
     assert resolve_precision("bf16", device) == "bf16"
 
 
+def test_auto_is_fp32_without_onednn(monkeypatch):
+    monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: True)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: False)
+    assert resolve_precision("auto", CPU) == "fp32"
+
+
 def test_unknown_precision_lists_the_valid_ones():
     with pytest.raises(PairsearchError, match="unknown precision 'fp8'; valid: auto, fp32, bf16"):
         resolve_precision("fp8", CPU)

@@ -46,7 +46,9 @@ def resolve_precision(name: str, device: torch.device) -> str:
     if name not in PRECISIONS:
         raise PairsearchError(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
     if name == "auto":
-        return "bf16" if device.type == "cpu" and cpu_has_bf16() else "fp32"
+        # oneDNN runs the fast bf16 convolutions; a torch built without it would not.
+        fast = torch.backends.mkldnn.is_available() and cpu_has_bf16()
+        return "bf16" if device.type == "cpu" and fast else "fp32"
     return name
 
 
