@@ -19,6 +19,7 @@ CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 def test_auto_is_bf16_only_on_a_cpu_with_bf16_instructions(monkeypatch, has_bf16, device,
                                                            expected):
     monkeypatch.setattr(precision_module, "cpu_has_bf16", lambda: has_bf16)
+    monkeypatch.setattr(torch.backends.mkldnn, "is_available", lambda: True)
     assert resolve_precision("auto", device) == expected
     assert resolve_precision("fp32", device) == "fp32"
     assert resolve_precision("bf16", device) == "bf16"
