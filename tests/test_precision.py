@@ -83,12 +83,19 @@ def test_float32_outside_the_context_and_when_scoring():
 
 
 def test_every_convolutional_model_runs_in_bf16():
-    for name in ("cnn", "siamese_aux", "twin", "naive", "cnn_aux1"):
+    for name in ("cnn", "siamese_aux", "twin", "naive", "cnn_aux1", "deep_aux"):
         torch.manual_seed(0)
         model = create_model(name)
         x = torch.rand(8, 2, 14, 14)
+        stacks = [m for m in model.modules() if isinstance(m, ConvStack)]
+        in_stacks = {id(m) for stack in stacks for m in stack.modules()}
+        assert all(id(m) in in_stacks for m in model.modules()
+                   if isinstance(m, torch.nn.Conv2d)), f"{name}: a convolution outside a stack"
+        records = [conv_dtypes(stack) for stack in stacks]
         with convolutions_in(torch.bfloat16):
             output = model(x)
+        seen = {dtype for record in records for dtype in record}
+        assert stacks and seen == {torch.bfloat16}, name  # every convolution ran in bf16
         assert output.pair.dtype == torch.float32 and torch.isfinite(output.pair).all(), name
         output.pair.sum().backward()
 

@@ -321,8 +321,9 @@ def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
         if index in (1, 3):
             layers.append(nn.MaxPool2d(2))  # 14 → 7 → 3
         width = size
-    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(width, NUM_CLASSES)]
-    return nn.Sequential(*layers)
+    # The convolutions form a ConvStack, so --precision bf16 covers them (see ConvStack).
+    return nn.Sequential(ConvStack(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                         nn.Linear(width, NUM_CLASSES))
 
 
 @register_model(digit_heads=True)
