@@ -109,23 +109,20 @@ def test_evaluation_records_its_precision(small_pairs):
         evaluate(config, small_pairs, Protocol("cv", folds=2), precision="half")
 
 
-def test_ensemble_is_still_the_runs_one_by_one_in_bf16(small_pairs):
+def in_bf16(pairs, engine: str):
     config = Config.from_settings("siamese_aux", {"epochs": "2"})
-    loop = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="loop",
-                    precision="bf16")
-    alone = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="sequential",
-                     precision="bf16")
+    return evaluate(config, pairs, Protocol("cv", folds=2), engine=engine, precision="bf16")
+
+
+def test_ensemble_is_still_the_runs_one_by_one_in_bf16(small_pairs):
+    loop, alone = in_bf16(small_pairs, "loop"), in_bf16(small_pairs, "sequential")
     assert loop.accuracies == alone.accuracies
     assert [r.final_loss for r in loop.runs] == pytest.approx(
         [r.final_loss for r in alone.runs], rel=1e-4)
 
 
 def test_vmap_engine_runs_in_bf16(small_pairs):
-    config = Config.from_settings("siamese_aux", {"epochs": "2"})
-    vmap = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="vmap",
-                    precision="bf16")
-    loop = evaluate(config, small_pairs, Protocol("cv", folds=2), engine="loop",
-                    precision="bf16")
+    vmap, loop = in_bf16(small_pairs, "vmap"), in_bf16(small_pairs, "loop")
     assert vmap.failed is None
     assert [r.final_loss for r in vmap.runs] == pytest.approx(
         [r.final_loss for r in loop.runs], rel=0.02)

@@ -10,6 +10,7 @@ state, heads, losses and scoring stay float32.
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal, Optional
 
@@ -23,6 +24,7 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
 
+@functools.cache  # asked at every evaluation; the answer never changes
 def cpu_has_bf16() -> bool:
     """Whether this CPU has native bfloat16 arithmetic (AVX512-BF16 or AMX-BF16)."""
     try:  # torch's own CPU feature query (private, so guarded); else Linux's flags

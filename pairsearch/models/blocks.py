@@ -42,6 +42,16 @@ class ModelOutput(NamedTuple):
     pair_aux: Optional[torch.Tensor] = None
 
 
+@contextlib.contextmanager
+def _bound(variable: contextvars.ContextVar, value: object) -> Iterator[None]:
+    """``variable`` set to ``value`` inside the block, its previous value restored after."""
+    token = variable.set(value)
+    try:
+        yield
+    finally:
+        variable.reset(token)
+
+
 _DROPOUT_STREAM: contextvars.ContextVar[Optional[torch.Generator]] = contextvars.ContextVar(
     "pairsearch_dropout_stream", default=None)
 
@@ -54,11 +64,8 @@ def random_stream(generator: Optional[torch.Generator]) -> Iterator[None]:
     which other runs share the process or the thread they run in: trained alone
     or in an ensemble, in any order, a run draws the same masks.
     """
-    token = _DROPOUT_STREAM.set(generator)
-    try:
+    with _bound(_DROPOUT_STREAM, generator):
         yield
-    finally:
-        _DROPOUT_STREAM.reset(token)
 
 
 class Dropout(nn.Dropout):
@@ -84,11 +91,8 @@ def convolutions_in(dtype: Optional[torch.dtype]) -> Iterator[None]:
     the convolution stacks stay float32; only the stacks' arithmetic, while training,
     runs in ``dtype``. Scoring (eval mode) is always float32.
     """
-    token = _CONV_DTYPE.set(dtype)
-    try:
+    with _bound(_CONV_DTYPE, dtype):
         yield
-    finally:
-        _CONV_DTYPE.reset(token)
 
 
 class ConvStack(nn.Sequential):
