@@ -9,7 +9,8 @@ from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import Config, Protocol, evaluate, resolve_precision
 from pairsearch.evaluation import precision as precision_module
 from pairsearch.models import create_model
-from pairsearch.models.blocks import ConvStack, conv_stack, convolutions_in
+from pairsearch.models.blocks import (ConvStack, MapLinear, conv_stack, convolutions_in,
+                                      output_shape)
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
@@ -56,6 +57,7 @@ def conv_dtypes(stack: torch.nn.Module) -> list[torch.dtype]:
 
 def test_a_stack_trains_in_bf16_and_hands_on_float32():
     stack, x = stack_and_input()
+    stack = ConvStack(*stack)  # float_output=True, the default
     reference = stack(x)
     seen = conv_dtypes(stack)
     with convolutions_in(torch.bfloat16):
@@ -67,6 +69,29 @@ def test_a_stack_trains_in_bf16_and_hands_on_float32():
     torch.testing.assert_close(out, reference, rtol=0.05, atol=0.05)
     out.square().sum().backward()
     assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in stack.parameters())
+
+
+def test_conv_stack_hands_its_bf16_map_to_maplinear():
+    stack, x = stack_and_input()
+    reader = MapLinear(output_shape(stack, (1, 14, 14)), 24)
+    model = torch.nn.Sequential(stack, reader)
+    reference = model(x)
+    with convolutions_in(torch.bfloat16):
+        feature_map = stack(x)
+        out = model(x)
+    assert feature_map.dtype == torch.bfloat16  # no float32 copy of the map
+    assert feature_map.is_contiguous(memory_format=torch.channels_last)
+    assert out.dtype == torch.float32
+    assert not torch.equal(out, reference)
+    torch.testing.assert_close(out, reference, rtol=0.05, atol=0.05)
+    out.square().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32
+               for p in model.parameters())
+    grads = [p.grad.clone() for p in model.parameters()]
+    model.zero_grad()
+    model(x).square().sum().backward()  # float32 gradients, for comparison
+    for bf16, fp32 in zip(grads, (p.grad for p in model.parameters())):
+        assert torch.nn.functional.cosine_similarity(bf16.flatten(), fp32.flatten(), 0) > 0.99
 
 
 def test_float32_outside_the_context_and_when_scoring():

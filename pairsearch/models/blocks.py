@@ -99,12 +99,21 @@ class ConvStack(nn.Sequential):
     """``nn.Sequential`` of convolution layers that trains in the ``convolutions_in`` dtype.
 
     With bfloat16 on a CPU with bf16 instructions (AVX512-BF16, AMX) the convolutions run
-    on oneDNN's bf16 kernels, and pooling and activations on half-size tensors; the
-    stack's output goes back to float32 (keeping its channels-last layout) for the layers
-    after it. Measured on 2 AMD EPYC cores with AVX512-BF16 (siamese_aux, 5-fold
-    evaluation): 12-20% less time per fold-training, the same mean accuracy
-    (docs/benchmarks.md).
+    on oneDNN's bf16 kernels, and pooling and activations on half-size tensors. Measured
+    on 2 AMD EPYC cores with AVX512-BF16 (siamese_aux, 5-fold evaluation): 12-20% less
+    time per fold-training, the same mean accuracy (docs/benchmarks.md).
+
+    Args:
+        *layers: The layers, in order.
+        float_output: Hand the layers after the stack a float32 map (the default). With
+            ``False`` the map stays in the training dtype, for a reader that takes it as it
+            is: ``MapLinear`` then runs its product in that dtype too and returns float32,
+            which saves casting the map (and its gradient) to float32 and back.
     """
+
+    def __init__(self, *layers: nn.Module, float_output: bool = True) -> None:
+        super().__init__(*layers)
+        self.float_output = float_output
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         dtype = _CONV_DTYPE.get()
@@ -112,7 +121,7 @@ class ConvStack(nn.Sequential):
             return super().forward(x)
         with torch.autocast(x.device.type, dtype=dtype):
             out = super().forward(x)
-        return out.float()
+        return out.float() if self.float_output else out
 
 
 def make_activation(name: str) -> nn.Module:
@@ -131,7 +140,8 @@ class MapLinear(nn.Linear):
     columns are permuted to match (in siamese_aux a copy of 27,648 weights instead of the
     map's 230,400 values for 200 digits). Measured on 2 CPU cores: a training step 4%
     faster (medians of 12 alternated rounds, 3 runs), a 5-fold evaluation 6% (median of
-    5 alternated processes); same accuracies.
+    5 alternated processes); same accuracies. A bf16 map (from a ``ConvStack`` with
+    ``float_output=False`` training in bf16) is multiplied in bf16; the result is float32.
 
     Args:
         map_shape: (C, H, W) of the input map.
@@ -144,13 +154,22 @@ class MapLinear(nn.Linear):
         self.map_shape = (channels, height, width)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, C, H, W) → (N, out_features)."""
+        """(N, C, H, W) → (N, out_features), float32 whatever the map's dtype."""
+        weight, bias = self.weight, self.bias
+        if x.dtype != weight.dtype:
+            # A bf16 map from a ConvStack training in bf16: the product in bf16 too (its
+            # input gradient, a (N × out)(out × C·H·W) product, runs 3x faster on a CPU
+            # with bf16 instructions); the casts pass float32 gradients to the weights.
+            weight = weight.to(x.dtype)
+            bias = None if bias is None else bias.to(x.dtype)
         channels_last = x.permute(0, 2, 3, 1)
         # is_contiguous() without a memory format is the only layout query vmap allows.
         if x.is_contiguous() or not channels_last.is_contiguous():
-            return F.linear(x.flatten(1), self.weight, self.bias)
-        weight = self.weight.unflatten(1, self.map_shape).permute(0, 2, 3, 1).flatten(1)
-        return F.linear(channels_last.flatten(1), weight, self.bias)
+            out = F.linear(x.flatten(1), weight, bias)
+        else:
+            weight = weight.unflatten(1, self.map_shape).permute(0, 2, 3, 1).flatten(1)
+            out = F.linear(channels_last.flatten(1), weight, bias)
+        return out.to(self.weight.dtype)
 
 
 def mlp(in_features: int | Sequence[int], hidden: Sequence[int], out_features: int, act: str,
@@ -224,7 +243,8 @@ def conv_stack(in_channels: int, channels: Sequence[int], act: str,
 
     ``(16, 32)`` gives model_1's features (14→13→12→6, a 32×6×6 map = 1152 values),
     ``(32, 64, 128)`` model_2's (…→6→5, 128×5×5 = 3200 values). The stack ends
-    with the feature map, for an ``mlp`` given its shape to read (``MapLinear``).
+    with the feature map, for an ``mlp`` given its shape to read (``MapLinear``), which
+    takes it in the stack's training dtype (``float_output=False``).
 
     Where a layer pools, the pool comes before the activation: every activation
     offered is non-decreasing, so max-pool(act(x)) = act(max-pool(x)) exactly, and
@@ -241,7 +261,7 @@ def conv_stack(in_channels: int, channels: Sequence[int], act: str,
             layers.append(nn.MaxPool2d(2))
         layers.append(make_activation(act))
         width = size
-    return ConvStack(*layers)
+    return ConvStack(*layers, float_output=False)
 
 
 def output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:

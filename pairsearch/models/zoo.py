@@ -90,7 +90,7 @@ class CnnAux1(nn.Module):
                 late_layers.append(nn.BatchNorm2d(size))
             late_layers.append(make_activation(act))
             width = size
-        self.late = ConvStack(*late_layers)
+        self.late = ConvStack(*late_layers, float_output=False)  # read by MapLinear
         late_shape = output_shape(nn.Sequential(self.early, self.late), (2, 14, 14))
         self.classifier = mlp(late_shape, hidden, 2, act, batchnorm, dropout)
 
