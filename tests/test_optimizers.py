@@ -9,7 +9,8 @@ from typing import get_args
 import pytest
 import torch
 
-from pairsearch.evaluation.optimizers import OptimizerName, make_optimizer, torch_defaults
+from pairsearch.evaluation.optimizers import (OptimizerName, fused_on, make_optimizer,
+                                              torch_defaults)
 
 CLASSES = {"sgd": torch.optim.SGD, "adam": torch.optim.Adam, "adagrad": torch.optim.Adagrad,
            "adamw": torch.optim.AdamW}
@@ -30,7 +31,8 @@ def test_every_configurable_optimizer_is_covered() -> None:
 def test_updates_equal_torch_optim(name: str, lr: float) -> None:
     ours, theirs = weights(0), weights(0)
     mine = make_optimizer(name, ours, lr)
-    reference = CLASSES[name](theirs, lr=lr)
+    assert mine.fused == fused_on(torch.device("cpu"))
+    reference = CLASSES[name](theirs, lr=lr, fused=mine.fused or None)
     generator = torch.Generator().manual_seed(1)
     for step in range(8):
         grads = [torch.randn(p.shape, generator=generator) for p in ours]

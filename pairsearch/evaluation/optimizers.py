@@ -8,6 +8,11 @@ because creating or stepping any of them imports ``torch._dynamo`` (their method
 wrapped to keep them out of compiled graphs): 1.2–1.7 s of start-up on a 2-core
 machine, as long as the training of a whole 5-fold evaluation. ``tests/test_optimizers.py``
 checks that each optimizer here updates weights exactly as its ``torch.optim`` class does.
+
+On a CPU the fused implementations are used (``fused=True``, torch ≥ 2.4): one kernel per
+parameter instead of about ten operations. A step of a 5-member siamese_aux ensemble's
+Adam: 0.09 ms fused against 0.35 ms (0.28 ms with ``foreach``) on 2 AMD EPYC cores. On
+other devices torch's own default implementation runs.
 """
 
 from __future__ import annotations
@@ -18,6 +23,12 @@ from typing import Callable, Iterable, Literal
 import torch
 from torch.optim import _functional
 
+try:
+    from torch.optim.optimizer import _get_fused_kernels_supported_devices
+except ImportError:  # older torch: no fused CPU kernels either
+    def _get_fused_kernels_supported_devices() -> list[str]:
+        return []
+
 OptimizerName = Literal["sgd", "adam", "adagrad", "adamw"]
 
 _CLASSES: dict[str, type[torch.optim.Optimizer]] = {
@@ -26,6 +37,15 @@ _CLASSES: dict[str, type[torch.optim.Optimizer]] = {
     "adagrad": torch.optim.Adagrad,
     "adamw": torch.optim.AdamW,
 }
+
+
+def fused_on(device: torch.device) -> bool:
+    """Whether the optimizers use torch's fused implementations for weights on ``device``.
+
+    Only on a CPU, where torch has them since 2.4 and they were measured (see the module
+    docstring); elsewhere torch picks its default.
+    """
+    return device.type == "cpu" and "cpu" in _get_fused_kernels_supported_devices()
 
 
 def torch_defaults(name: str) -> dict[str, object]:
@@ -53,6 +73,8 @@ class Optimizer:
         self.lr = lr
         self.params = list(parameters)
         self.defaults = torch_defaults(name)
+        self.fused = bool(self.params) and all(
+            fused_on(p.device) and p.dtype == torch.float32 for p in self.params)
         # Step counts as torch keeps them when not capturable: float scalars on the CPU.
         self._steps = [torch.tensor(0.0) for _ in self.params]
         moments = name in ("adam", "adamw")
@@ -91,7 +113,11 @@ class Optimizer:
         _functional.sgd(self._pick(self.params, live), grads, [None] * len(live),
                         weight_decay=d["weight_decay"], momentum=d["momentum"], lr=self.lr,
                         dampening=d["dampening"], nesterov=d["nesterov"],
-                        maximize=d["maximize"])
+                        maximize=d["maximize"], fused=self._fused_or_none)
+
+    @property
+    def _fused_or_none(self) -> bool | None:
+        return True if self.fused else None
 
     def _adam(self, live: list[int], grads: list[torch.Tensor]) -> None:
         d = self.defaults
@@ -100,7 +126,8 @@ class Optimizer:
         update(self._pick(self.params, live), grads, self._pick(self._first, live),
                self._pick(self._second, live), [], self._pick(self._steps, live),
                amsgrad=d["amsgrad"], beta1=beta1, beta2=beta2, lr=self.lr,
-               weight_decay=d["weight_decay"], eps=d["eps"], maximize=d["maximize"])
+               weight_decay=d["weight_decay"], eps=d["eps"], maximize=d["maximize"],
+               fused=self._fused_or_none)
 
     _adamw = _adam
 
@@ -109,7 +136,7 @@ class Optimizer:
         _functional.adagrad(self._pick(self.params, live), grads, self._pick(self._sums, live),
                             self._pick(self._steps, live), lr=self.lr,
                             weight_decay=d["weight_decay"], lr_decay=d["lr_decay"],
-                            eps=d["eps"], maximize=d["maximize"])
+                            eps=d["eps"], maximize=d["maximize"], fused=self._fused_or_none)
 
 
 def make_optimizer(name: str, parameters: Iterable[torch.nn.Parameter],
