@@ -4,8 +4,9 @@
 a CPU with bf16 instructions (AVX512-BF16 or AMX-BF16), where oneDNN's bf16
 convolutions run faster than float32 ones. Everywhere else (CPUs without them, where
 bf16 is emulated and slower; GPUs, where it has not been measured) ``auto`` is fp32.
-Only the convolution stacks change (``models.blocks.ConvStack``); weights, optimizer
-state, heads, losses and scoring stay float32.
+Only the convolution stacks change (``models.blocks.ConvStack``), and the linear layer
+that reads a stack's map (``models.blocks.MapLinear``, which returns float32); weights,
+optimizer state, heads, losses and scoring stay float32.
 """
 
 from __future__ import annotations
