@@ -26,7 +26,7 @@ def test_weight_sharing_and_aux_loss_beat_plain_networks(full_pairs):
     assert scores["siamese_aux"] > scores["mlp"] + 0.08, scores
 
 
-@pytest.mark.parametrize("model", ["siamese_aux", "twin_aux", "cnn"])
+@pytest.mark.parametrize("model", ["siamese_aux", "twin_aux", "cnn", "cnn_aux1"])
 def test_bf16_convolutions_keep_the_accuracy(full_pairs, model):
     # The difference of two means of 3 test accuracies on 1000 pairs has a standard error
     # of about 0.009 (binomial noise and seeds); 0.02 is over two of them.
