@@ -104,6 +104,11 @@ class Optimizer:
         if live:
             self._update(live, [self.params[i].grad for i in live])
 
+    @property
+    def _fused_or_none(self) -> bool | None:
+        """``fused=True`` where fused, else ``None``: torch's own default implementation."""
+        return True if self.fused else None
+
     @staticmethod
     def _pick(state: list[torch.Tensor], live: list[int]) -> list[torch.Tensor]:
         return [state[i] for i in live]
@@ -114,10 +119,6 @@ class Optimizer:
                         weight_decay=d["weight_decay"], momentum=d["momentum"], lr=self.lr,
                         dampening=d["dampening"], nesterov=d["nesterov"],
                         maximize=d["maximize"], fused=self._fused_or_none)
-
-    @property
-    def _fused_or_none(self) -> bool | None:
-        return True if self.fused else None
 
     def _adam(self, live: list[int], grads: list[torch.Tensor]) -> None:
         d = self.defaults
