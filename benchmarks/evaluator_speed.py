@@ -51,7 +51,7 @@ import reference  # noqa: E402  (benchmarks/reference.py)
 from pairsearch.data import generate_pairs, load_pools  # noqa: E402
 from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device  # noqa: E402
 from pairsearch.evaluation.evaluator import resolve_engine, split_seed  # noqa: E402
-from pairsearch.evaluation.precision import resolve_precision  # noqa: E402
+from pairsearch.evaluation.precision import PRECISIONS, resolve_precision  # noqa: E402
 
 
 def sync(device: torch.device) -> None:
@@ -112,7 +112,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--device", default="auto")
     parser.add_argument("--engine", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--sequential", action="store_true",
                         help="also time evaluate() with engine=sequential (no batching)")
     parser.add_argument("--commands", type=int, default=0, metavar="N",

@@ -29,7 +29,13 @@ import time
 import torch
 
 from pairsearch.data import generate_pairs, load_pools
-from pairsearch.evaluation import Protocol, evaluate, resolve_device, resolve_precision
+from pairsearch.evaluation import (
+    PRECISIONS,
+    Protocol,
+    evaluate,
+    resolve_device,
+    resolve_precision,
+)
 from pairsearch.search.space import load_space
 
 
@@ -40,7 +46,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--per-model", type=int, default=4)
     parser.add_argument("--device", default="auto")
-    parser.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"])
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()

@@ -73,6 +73,7 @@ class Optimizer:
         self.lr = lr
         self.params = list(parameters)
         self.defaults = torch_defaults(name)
+        # fused=None (not False) elsewhere: torch then picks its own default implementation.
         self.fused = bool(self.params) and all(
             fused_on(p.device) and p.dtype == torch.float32 for p in self.params)
         # Step counts as torch keeps them when not capturable: float scalars on the CPU.
@@ -104,11 +105,6 @@ class Optimizer:
         if live:
             self._update(live, [self.params[i].grad for i in live])
 
-    @property
-    def _fused_or_none(self) -> bool | None:
-        """``fused=True`` where fused, else ``None``: torch's own default implementation."""
-        return True if self.fused else None
-
     @staticmethod
     def _pick(state: list[torch.Tensor], live: list[int]) -> list[torch.Tensor]:
         return [state[i] for i in live]
@@ -118,7 +114,7 @@ class Optimizer:
         _functional.sgd(self._pick(self.params, live), grads, [None] * len(live),
                         weight_decay=d["weight_decay"], momentum=d["momentum"], lr=self.lr,
                         dampening=d["dampening"], nesterov=d["nesterov"],
-                        maximize=d["maximize"], fused=self._fused_or_none)
+                        maximize=d["maximize"], fused=self.fused or None)
 
     def _adam(self, live: list[int], grads: list[torch.Tensor]) -> None:
         d = self.defaults
@@ -128,7 +124,7 @@ class Optimizer:
                self._pick(self._second, live), [], self._pick(self._steps, live),
                amsgrad=d["amsgrad"], beta1=beta1, beta2=beta2, lr=self.lr,
                weight_decay=d["weight_decay"], eps=d["eps"], maximize=d["maximize"],
-               fused=self._fused_or_none)
+               fused=self.fused or None)
 
     _adamw = _adam
 
@@ -137,7 +133,7 @@ class Optimizer:
         _functional.adagrad(self._pick(self.params, live), grads, self._pick(self._sums, live),
                             self._pick(self._steps, live), lr=self.lr,
                             weight_decay=d["weight_decay"], lr_decay=d["lr_decay"],
-                            eps=d["eps"], maximize=d["maximize"], fused=self._fused_or_none)
+                            eps=d["eps"], maximize=d["maximize"], fused=self.fused or None)
 
 
 def make_optimizer(name: str, parameters: Iterable[torch.nn.Parameter],
