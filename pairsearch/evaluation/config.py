@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Mapping
 
 from pairsearch.errors import PairsearchError
-from pairsearch.evaluation.losses import LossName
+from pairsearch.evaluation.losses import LossName, LossRecipe
 from pairsearch.evaluation.optimizers import OptimizerName
 from pairsearch.models import model_entry, resolve_options
 from pairsearch.options import Option, option_from_annotation
@@ -46,6 +46,11 @@ class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 100
     epochs: int = 25
+
+    def loss_recipe(self, pair_loss: bool = True) -> LossRecipe:
+        """The loss these options describe (``pair_loss=False``: no comparison term)."""
+        return LossRecipe(self.comparison_loss if pair_loss else None, self.digit_loss,
+                          self.lambda_)
 
 
 _TRAIN_BOUNDS: dict[str, dict[str, Any]] = {
@@ -85,12 +90,17 @@ class Config:
         """Whether the model has digit heads (and so uses ``digit_loss``)."""
         return model_entry(self.model).digit_heads
 
+    def loss_recipe(self) -> LossRecipe:
+        """What a training of this configuration minimises (``evaluation.losses``)."""
+        return self.train.loss_recipe(model_entry(self.model).pair_loss)
+
     def effective(self) -> dict[str, Any]:
         """``flat()`` without the training options this model ignores.
 
         ``digit_loss`` only matters with digit heads, ``lambda`` with digit heads or
-        an intermediate pair output: two configurations with equal ``effective()``
-        train the same network the same way.
+        an intermediate pair output, and neither ``comparison_loss`` nor ``lambda`` for
+        a model whose pair output is not trained (report 002's naive): two
+        configurations with equal ``effective()`` train the same network the same way.
         """
         entry = model_entry(self.model)
         flat = self.flat()
@@ -98,7 +108,17 @@ class Config:
             flat.pop("digit_loss")
             if not entry.pair_aux:
                 flat.pop("lambda")
+        if not entry.pair_loss:
+            flat.pop("comparison_loss")
+            flat.pop("lambda", None)
         return flat
+
+    def ensemble_key(self) -> str:
+        """What configurations must share to train as one ensemble: the network and the
+        optimizer's kind, batch size and epochs (they may differ in loss, λ and lr)."""
+        shared = {k: v for k, v in self.flat().items()
+                  if k not in ("comparison_loss", "digit_loss", "lambda", "lr")}
+        return json.dumps(shared, sort_keys=True)
 
     def key(self) -> str:
         """A canonical string of ``effective()``: equal keys, equal trainings."""
@@ -139,15 +159,3 @@ class Config:
             value = option.parse(settings[key]) if key in settings else option.default
             train_values[_FIELD_NAMES.get(key, key)] = value
         return cls(model, resolve_options(model, model_settings), TrainConfig(**train_values))
-
-    @classmethod
-    def from_flat(cls, flat: Mapping[str, Any]) -> "Config":
-        """Inverse of ``flat()``.
-
-        Raises:
-            PairsearchError: If ``model`` is missing, or on any bad key or value.
-        """
-        if "model" not in flat:
-            raise PairsearchError("configuration has no 'model'")
-        rest = {k: v for k, v in flat.items() if k != "model"}
-        return cls.from_settings(str(flat["model"]), rest)

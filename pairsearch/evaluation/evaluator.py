@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from pairsearch.data import PairData, PairSet
-from pairsearch.errors import PairsearchError
+from pairsearch.errors import BadValue
 from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.config import Config
 from pairsearch.evaluation.folds import stratified_folds
@@ -37,9 +37,11 @@ from pairsearch.evaluation.training import (
 from pairsearch.models import count_parameters, create_model
 from pairsearch.models.blocks import convolutions_in
 from pairsearch.models.ensemble import Ensemble
+from pairsearch.names import ENGINES
+from pairsearch.seeds import draw_seed, run_seed, split_seed
 
-EpochCallback = Callable[[int, float], None]
-"""Called as ``callback(step, mean_validation_accuracy)`` after each epoch."""
+EpochCallback = Callable[[int, float], Optional[bool]]
+"""Called as ``callback(step, mean_validation_accuracy)`` after each epoch; ``True`` stops."""
 
 
 @dataclass(frozen=True)
@@ -49,29 +51,35 @@ class Protocol:
     Attributes:
         kind: ``"cv"`` (K-fold on the training pairs) or ``"test"`` (train on all, score test).
         folds: K, for ``cv``.
-        repeats: R: fold splits (``cv``) or trainings (``test``) with different seeds.
+        repeats: R: fold splits (``cv``) or trainings (``test``) with different seeds, per draw.
+        draws: D: independent draws of the pairs (``data.generate_draws``); every draw gets
+            the R repeats, so an evaluation holds D × R trainings (× K folds for ``cv``).
 
     Raises:
-        PairsearchError: If ``kind`` is unknown, ``folds`` < 2 or ``repeats`` < 1.
+        PairsearchError: If ``kind`` is unknown, ``folds`` < 2, ``repeats`` < 1 or
+            ``draws`` < 1.
     """
 
     kind: Literal["cv", "test"] = "cv"
     folds: int = 5
     repeats: int = 1
+    draws: int = 1
 
     def __post_init__(self) -> None:
         if self.kind not in ("cv", "test"):
-            raise PairsearchError(f"unknown protocol {self.kind!r}; valid: cv, test")
+            raise BadValue("kind", self.kind, "unknown protocol; valid: cv, test")
         if self.kind == "cv" and self.folds < 2:
-            raise PairsearchError(f"bad value {self.folds} for folds: K-fold needs K >= 2")
+            raise BadValue("folds", self.folds, "K-fold needs K >= 2")
         if self.repeats < 1:
-            raise PairsearchError(f"bad value {self.repeats} for repeats: needs at least 1")
+            raise BadValue("repeats", self.repeats, "needs at least 1")
+        if self.draws < 1:
+            raise BadValue("draws", self.draws, "needs at least 1")
 
     def describe(self) -> str:
-        """E.g. ``"5-fold CV x 1"`` or ``"test x 10"``."""
-        if self.kind == "cv":
-            return f"{self.folds}-fold CV x {self.repeats}"
-        return f"test x {self.repeats}"
+        """E.g. ``"5-fold CV x 1"``, ``"test x 10"`` or ``"test x 10 x 3 draws"``."""
+        text = f"{self.folds}-fold CV x {self.repeats}" if self.kind == "cv" else \
+            f"test x {self.repeats}"
+        return text if self.draws == 1 else f"{text} x {self.draws} draws"
 
 
 @dataclass(frozen=True)
@@ -79,7 +87,7 @@ class RunScore:
     """One training of the configuration and its scores on held-out pairs.
 
     Attributes:
-        repeat: Repeat index.
+        repeat: Repeat index (within its draw).
         fold: Fold index (``None`` under the test protocol).
         seed: Seed of this run's initialisation and shuffles.
         accuracy: Pair accuracy on the held-out pairs.
@@ -87,6 +95,7 @@ class RunScore:
         digit_accuracy: Digit accuracy, ``None`` without digit heads.
         final_loss: Mean training loss of the last epoch.
         train_seconds: Wall time of the training.
+        draw: Which draw of the pairs it trained on.
     """
 
     repeat: int
@@ -97,6 +106,7 @@ class RunScore:
     digit_accuracy: Optional[float]
     final_loss: float
     train_seconds: float
+    draw: int = 0
 
 
 @dataclass(frozen=True)
@@ -113,6 +123,8 @@ class Evaluation:
         runs: Completed runs.
         failed: Why the evaluation failed (a diverging run), else ``None``.
         precision: Arithmetic of the training: ``fp32`` or ``bf16`` (convolution stacks).
+        stopped_at: The step after which the epoch callback stopped the training (a
+            pruned trial), else ``None``.
     """
 
     config: Config
@@ -124,6 +136,7 @@ class Evaluation:
     runs: tuple[RunScore, ...] = field(default_factory=tuple)
     failed: Optional[str] = None
     precision: str = "fp32"
+    stopped_at: Optional[int] = None
 
     @property
     def accuracies(self) -> list[float]:
@@ -140,13 +153,22 @@ class Evaluation:
         """Sample standard deviation of the accuracies (0 for one run)."""
         return float(np.std(self.accuracies, ddof=1)) if len(self.runs) > 1 else 0.0
 
+    @property
+    def draw_means(self) -> list[float]:
+        """Mean accuracy of each draw of the pairs, in draw order."""
+        draws = sorted({r.draw for r in self.runs})
+        return [float(np.mean([r.accuracy for r in self.runs if r.draw == d])) for d in draws]
+
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-ready dictionary of the aggregate and per-run scores."""
         runs = self.runs
+        means = self.draw_means
         return {
             "accuracy_mean": self.accuracy_mean if runs else None,
             "accuracy_std": self.accuracy_std if runs else None,
             "accuracies": self.accuracies,
+            "draw_means": means,
+            "draw_std": float(np.std(means, ddof=1)) if len(means) > 1 else None,
             "f1_mean": float(np.mean([r.f1 for r in runs])) if runs else None,
             "digit_accuracy_mean": mean_or_none([r.digit_accuracy for r in runs]),
             "final_loss_mean": float(np.mean([r.final_loss for r in runs])) if runs else None,
@@ -159,7 +181,7 @@ class Evaluation:
             "precision": self.precision,
             "data": self.data,
             "protocol": {"kind": self.protocol.kind, "folds": self.protocol.folds,
-                         "repeats": self.protocol.repeats},
+                         "repeats": self.protocol.repeats, "draws": self.protocol.draws},
             "seed": self.seed,
             "config": self.config.flat(),
             "runs": [r.__dict__ for r in runs],
@@ -178,33 +200,22 @@ def resolve_device(name: str) -> torch.device:
         return torch.device("cpu")
     if name == "cuda" or name.startswith("cuda:"):
         if not torch.cuda.is_available():
-            raise PairsearchError(f"--device {name}: no CUDA GPU is available on this machine")
+            raise BadValue("device", name, "no CUDA GPU is available on this machine")
         try:
             device = torch.device(name)
         except RuntimeError:
-            raise PairsearchError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N") \
-                from None
+            raise BadValue("device", name, "expected auto, cpu, cuda or cuda:N") from None
         if device.index is not None and device.index >= torch.cuda.device_count():
-            raise PairsearchError(f"--device {name}: only {torch.cuda.device_count()} GPU(s)")
+            raise BadValue("device", name, f"only {torch.cuda.device_count()} GPU(s)")
         return device
-    raise PairsearchError(f"unknown device {name!r}; valid: auto, cpu, cuda, cuda:N")
-
-
-def run_seed(seed: int, repeat: int, fold: Optional[int]) -> int:
-    """A stable 31-bit seed for one run (``fold`` None: the test protocol), from the seed."""
-    stream = 1 if fold is None else 2 + fold
-    return int(np.random.SeedSequence([seed, repeat, stream]).generate_state(1)[0] & 0x7FFFFFFF)
-
-
-def split_seed(seed: int, repeat: int) -> int:
-    """The seed of repeat ``repeat``'s fold split."""
-    return int(np.random.SeedSequence([seed, repeat, 0]).generate_state(1)[0] & 0x7FFFFFFF)
+    raise BadValue("device", name, "unknown device; valid: auto, cpu, cuda, cuda:N")
 
 
 @dataclass(frozen=True)
 class _Run:
     """One training of the protocol: which pairs it trains on and which score it."""
 
+    draw: int
     repeat: int
     fold: Optional[int]
     seed: int
@@ -212,38 +223,37 @@ class _Run:
     held_out: PairSet
 
 
-def _runs(data: PairData | Sequence[PairData], protocol: Protocol, seed: int
+def _runs(draws: Sequence[PairData], protocol: Protocol, seed: int
           ) -> tuple[PairSet, list[_Run]]:
-    """The training pairs every run indexes into, and every run in order (repeat-major).
+    """The training pairs every run indexes into, and every run in order.
 
-    A sequence of draws (test protocol only) gives one run per draw: the draws'
-    training pairs are concatenated and run r trains on draw r's part.
+    Draw-major, then repeat-major. The draws' training pairs are concatenated; draw d's
+    runs index into its part, with the seeds of ``seeds.draw_seed(seed, d)`` (draw 0:
+    ``seed`` itself, so one draw is the single-draw evaluation).
     """
-    if not isinstance(data, PairData):
-        draws = list(data)
-        offsets = np.cumsum([0] + [len(d.train) for d in draws]).tolist()
-        device = draws[0].train.inputs.device
-        train = PairSet(*(torch.cat([getattr(d.train, name) for d in draws])
-                          for name in ("inputs", "targets", "classes")))
-        return train, [_Run(r, None, run_seed(seed, r, None),
-                            torch.arange(offsets[r], offsets[r + 1], device=device), d.test)
-                       for r, d in enumerate(draws)]
-    device = data.train.inputs.device
-    if protocol.kind == "test":
-        everything = torch.arange(len(data.train), device=device)
-        return data.train, [_Run(r, None, run_seed(seed, r, None), everything, data.test)
-                            for r in range(protocol.repeats)]
+    offsets = np.cumsum([0] + [len(d.train) for d in draws]).tolist()
+    device = draws[0].train.inputs.device
+    train = draws[0].train if len(draws) == 1 else PairSet(
+        *(torch.cat([getattr(d.train, name) for d in draws])
+          for name in ("inputs", "targets", "classes")))
     runs = []
-    for repeat in range(protocol.repeats):
-        for fold, (train, valid) in enumerate(
-                stratified_folds(data.train.targets, protocol.folds, split_seed(seed, repeat))):
-            runs.append(_Run(repeat, fold, run_seed(seed, repeat, fold), train.to(device),
-                             data.train.subset(valid.to(device))))
-    return data.train, runs
+    for number, data in enumerate(draws):
+        base = draw_seed(seed, number)
+        own = torch.arange(offsets[number], offsets[number + 1], device=device)
+        for repeat in range(protocol.repeats):
+            if protocol.kind == "test":
+                runs.append(_Run(number, repeat, None, run_seed(base, repeat, None), own,
+                                 data.test))
+                continue
+            folds = stratified_folds(data.train.targets, protocol.folds,
+                                     split_seed(base, repeat))
+            for fold, (fit, valid) in enumerate(folds):
+                runs.append(_Run(number, repeat, fold, run_seed(base, repeat, fold),
+                                 own[fit.to(device)], data.train.subset(valid.to(device))))
+    return train, runs
 
 
 Engine = Literal["auto", "loop", "vmap", "sequential"]
-ENGINES: tuple[str, ...] = ("auto", "loop", "vmap", "sequential")
 
 
 def resolve_engine(engine: str, device: torch.device) -> str:
@@ -253,58 +263,51 @@ def resolve_engine(engine: str, device: torch.device) -> str:
         PairsearchError: On an unknown engine.
     """
     if engine not in ENGINES:
-        raise PairsearchError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+        raise BadValue("engine", engine, f"valid: {', '.join(ENGINES)}")
     if engine == "auto":
         return "vmap" if device.type == "cuda" else "loop"
     return engine
 
 
-def _groups(runs: list[_Run], batch_size: int, engine: str) -> list[list[int]]:
-    """Runs trained together: all of them, except where their step counts (loop) or
-    training-set sizes (vmap: members are stacked, so batches must be equal) differ;
-    one per group for the sequential engine."""
+@dataclass(frozen=True)
+class _Member:
+    """One training inside a batched evaluation: configuration ``config``'s run ``run``."""
+
+    config: int
+    run: int
+
+
+def _groups(configs: Sequence[Config], runs: list[_Run], engine: str) -> list[list[_Member]]:
+    """Trainings done together: those of configurations sharing an ensemble key (the
+    network, optimizer, batch size and epochs) whose step counts (loop) or training-set
+    sizes (vmap: members are stacked, so batches must be equal) agree; one per group
+    for the sequential engine. Within a group, members are ordered by learning rate
+    (then configuration and run), so each rate is a contiguous slice for the optimizer."""
     if engine == "sequential":
-        return [[index] for index in range(len(runs))]
-    groups: dict[int, list[int]] = {}
-    for index, run in enumerate(runs):
-        n = len(run.train_index)
-        key = n if engine == "vmap" else len(batch_slices(n, batch_size))
-        groups.setdefault(key, []).append(index)
-    return list(groups.values())
+        return [[_Member(c, r)] for c in range(len(configs)) for r in range(len(runs))]
+    groups: dict[tuple, list[_Member]] = {}
+    for c, config in enumerate(configs):
+        for r, run in enumerate(runs):
+            n = len(run.train_index)
+            size = n if engine == "vmap" else len(batch_slices(n, config.train.batch_size))
+            groups.setdefault((config.ensemble_key(), size), []).append(_Member(c, r))
+    return [sorted(group, key=lambda m: (configs[m.config].train.lr, m.config, m.run))
+            for group in groups.values()]
 
 
-def _train_group(engine: str, members: list[torch.nn.Module], runs: list[_Run],
-                 train_pairs: PairSet, config: Config, generators: list[torch.Generator],
-                 epoch_callback: EpochCallback | None, first_step: int
-                 ) -> tuple[list[float], Optional[str], Optional[int], list[torch.nn.Module]]:
-    """Train one group of runs: together as an ensemble, or one model (``sequential``).
+@dataclass
+class _Progress:
+    """What is known about one configuration while its runs train."""
 
-    Returns:
-        Each run's last-epoch loss, why training stopped early (else ``None``), the
-        member that diverged (else ``None``), and the trained models (none on failure
-        of an ensemble).
-    """
-    held_out = [run.held_out for run in runs]
-    if engine == "sequential":
-        (run,), (model,) = runs, members
-        after_epoch = None
-        if epoch_callback is not None:
-            def after_epoch(epoch: int) -> None:
-                epoch_callback(first_step + epoch, accuracy_of(model, held_out[0]))
-        outcome = train_model(model, train_pairs.subset(run.train_index), config.train,
-                              generators[0], after_epoch)
-        return [outcome.final_loss], outcome.failed, 0 if outcome.failed else None, [model]
-    ensemble = Ensemble(members, engine)
-    after_epoch = None
-    if epoch_callback is not None:
-        def after_epoch(epoch: int) -> None:
-            models = ensemble.members()
-            epoch_callback(first_step + epoch, float(np.mean(
-                [accuracy_of(m, h) for m, h in zip(models, held_out)])))
-    result = train_ensemble(ensemble, train_pairs, [run.train_index for run in runs],
-                            config.train, generators, after_epoch)
-    trained = ensemble.members() if result.failed is None else []
-    return result.final_losses, result.failed, result.failed_member, trained
+    scores: dict[int, RunScore] = field(default_factory=dict)
+    params: int = 0
+    failed: Optional[str] = None
+    stopped_at: Optional[int] = None
+    groups_done: int = 0
+
+    @property
+    def finished(self) -> bool:
+        return self.failed is not None or self.stopped_at is not None
 
 
 def evaluate(config: Config, data: PairData | Sequence[PairData],
@@ -314,22 +317,23 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
              engine: str = "auto", precision: str = "auto") -> Evaluation:
     """Train and score ``config`` under ``protocol``.
 
-    All the runs of the protocol (K folds × R repeats, or R trainings) are trained
-    at once as one ensemble (``models.ensemble``); each run still has its own
+    All the runs of the protocol (D draws × R repeats × K folds, or D × R trainings) are
+    trained at once as one ensemble (``models.ensemble``); each run still has its own
     initialisation, shuffles, optimizer state and BatchNorm statistics, seeded by
-    ``run_seed`` exactly as if it were trained alone.
+    ``seeds.run_seed`` exactly as if it were trained alone.
 
     Args:
         config: The model and training options.
-        data: Train and test pairs (moved to ``device`` here); or, for the test protocol,
-            one draw of pairs per repeat (report 004's protocol: every run trains and is
-            scored on pairs drawn afresh).
+        data: Train and test pairs (moved to ``device`` here); one ``PairData`` per draw
+            when ``protocol.draws`` > 1 (``data.generate_draws``).
         protocol: ``cv`` (K folds x R repeats on the training pairs) or ``test``.
-        seed: Seed of fold splits, initialisations and shuffles.
+        seed: Seed of fold splits, initialisations and shuffles (of draw 0; draw d uses
+            ``seeds.draw_seed(seed, d)``).
         device: Where to train (``resolve_device`` turns a name into a device).
         epoch_callback: Called after each epoch with a step number and the mean
-            validation accuracy of the runs being trained (for pruning); costs one
-            scoring pass per epoch.
+            validation accuracy of the runs being trained; returning ``True`` stops the
+            training (a pruned trial: ``stopped_at`` in the result). Costs one scoring
+            pass per epoch.
         engine: ``auto``, ``loop``, ``vmap`` (how the ensemble runs its members) or
             ``sequential`` (one model after the other: the plain reference loop).
         precision: ``auto``, ``fp32`` or ``bf16``: the arithmetic of the convolution stacks
@@ -342,53 +346,160 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
         the ensemble it was trained in.
 
     Raises:
-        PairsearchError: If the folds cannot be made, on an unknown engine or precision, or if
-            draws are given to the CV protocol or their number is not ``protocol.repeats``.
+        PairsearchError: If the folds cannot be made, on an unknown engine or precision, or
+            if the number of draws given is not ``protocol.draws``.
+    """
+    callbacks = None if epoch_callback is None else [epoch_callback]
+    return evaluate_many([config], data, protocol, seed, device, callbacks, engine,
+                         precision)[0]
+
+
+def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData],
+                  protocol: Protocol = Protocol(), seed: int = 0,
+                  device: str | torch.device = "cpu",
+                  epoch_callbacks: Sequence[EpochCallback | None] | None = None,
+                  engine: str = "auto", precision: str = "auto") -> list[Evaluation]:
+    """``evaluate`` for several configurations, those of one architecture trained together.
+
+    Configurations that share a network, an optimizer, a batch size and epochs
+    (``Config.ensemble_key``) train as one ensemble whose members differ in loss, λ and
+    learning rate (as HFTA fuses same-shape models with per-member hyper-parameters).
+    Each member's arithmetic is its own, so each configuration's evaluation equals the
+    one ``evaluate`` gives it alone; a configuration that diverges or is stopped by its
+    callback leaves the others training.
+
+    Args:
+        configs: The configurations.
+        data: As for ``evaluate``.
+        protocol: As for ``evaluate``.
+        seed: As for ``evaluate``.
+        device: As for ``evaluate``.
+        epoch_callbacks: One per configuration (or ``None``), as ``evaluate``'s.
+        engine: As for ``evaluate``.
+        precision: As for ``evaluate``.
+
+    Returns:
+        One evaluation per configuration, in order.
+
+    Raises:
+        PairsearchError: As ``evaluate``.
     """
     device = resolve_device(device) if isinstance(device, str) else device
     engine = resolve_engine(engine, device)
     precision = resolve_precision(precision, device)
     tune_allocator()
-    if isinstance(data, PairData):
-        data = data.to(device)
-        described = f"{data.source}; {len(data.train)} train / {len(data.test)} test pairs"
-    else:
-        if protocol.kind != "test" or len(data) != protocol.repeats:
-            raise PairsearchError(f"{len(data)} draws of pairs need the test protocol with "
-                                  f"as many repeats (got {protocol.describe()})")
-        data = [d.to(device) for d in data]
-        described = (f"{data[0].source}; {len(data[0].train)} train / {len(data[0].test)} "
-                     f"test pairs, drawn afresh for each of the {len(data)} runs")
-    train_pairs, runs = _runs(data, protocol, seed)
-    scores: dict[int, RunScore] = {}
-    params = 0
-    failed = None
-    epochs = config.train.epochs
-    for group_number, group in enumerate(_groups(runs, config.train.batch_size, engine)):
+    draws = [data] if isinstance(data, PairData) else list(data)
+    if len(draws) != protocol.draws:
+        raise BadValue("data", f"{len(draws)} draws", f"the protocol has {protocol.draws}")
+    draws = [d.to(device) for d in draws]
+    described = f"{draws[0].source}; {len(draws[0].train)} train / {len(draws[0].test)} test pairs"
+    if draws[0].inputs != "standardised":
+        described += f", {draws[0].inputs} inputs"
+    if len(draws) > 1:
+        described += f", {len(draws)} draws"
+    callbacks = list(epoch_callbacks) if epoch_callbacks is not None else [None] * len(configs)
+    train_pairs, runs = _runs(draws, protocol, seed)
+    progress = [_Progress() for _ in configs]
+    group_number: dict[int, int] = {c: 0 for c in range(len(configs))}
+    for group in _groups(configs, runs, engine):
+        group = [m for m in group if not progress[m.config].finished]
+        if not group:
+            continue
         members = []
-        for index in group:
-            torch.manual_seed(runs[index].seed)  # initialisation (and, sequentially, dropout)
-            members.append(create_model(config.model, **config.model_options).to(device))
-        params = count_parameters(members[0])
-        generators = [torch.Generator(device=device).manual_seed(runs[index].seed)
-                      for index in group]
-
+        for member in group:
+            config = configs[member.config]
+            # Each run's initialisation from its own seed, without touching the global RNG.
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(runs[member.run].seed)
+                members.append(create_model(config.model, **config.model_options).to(device))
+        for member, model in zip(group, members):
+            progress[member.config].params = count_parameters(model)
+        generators = [torch.Generator(device=device).manual_seed(runs[m.run].seed)
+                      for m in group]
+        steps = {c: group_number[c] * configs[c].train.epochs
+                 for c in {m.config for m in group}}
         started = time.perf_counter()
         with convolutions_in(conv_dtype(precision)):
-            losses, failure, failed_member, trained = _train_group(
-                engine, members, [runs[index] for index in group], train_pairs, config,
-                generators, epoch_callback, group_number * epochs)
+            losses, trained = _train_group(engine, members, group, runs, train_pairs, configs,
+                                           generators, callbacks, steps, progress)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - started) / len(group)
-        if failure:
-            failed = f"run {group[failed_member] + 1} diverged: {failure}"
-            break
-        for index, model, loss in zip(group, trained, losses):
-            run = runs[index]
+        for c in {m.config for m in group}:
+            group_number[c] += 1
+        for member, model, loss in zip(group, trained, losses):
+            if progress[member.config].finished:
+                continue
+            run = runs[member.run]
             score = score_model(model, run.held_out)
-            scores[index] = RunScore(run.repeat, run.fold, run.seed, score.accuracy, score.f1,
-                                     score.digit_accuracy, loss, seconds)
-    completed = tuple(scores[index] for index in sorted(scores))
-    return Evaluation(config, protocol, seed, str(device), described, params, completed, failed,
-                      precision)
+            progress[member.config].scores[member.run] = RunScore(
+                run.repeat, run.fold, run.seed, score.accuracy, score.f1, score.digit_accuracy,
+                loss, seconds, run.draw)
+    return [Evaluation(config, protocol, seed, str(device), described, state.params,
+                       tuple(state.scores[r] for r in sorted(state.scores)), state.failed,
+                       precision, state.stopped_at)
+            for config, state in zip(configs, progress)]
+
+
+def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Member],
+                 runs: list[_Run], train_pairs: PairSet, configs: Sequence[Config],
+                 generators: list[torch.Generator],
+                 callbacks: Sequence[EpochCallback | None], steps: dict[int, int],
+                 progress: list[_Progress]) -> tuple[list[float], list[torch.nn.Module]]:
+    """Train one group of runs: together as an ensemble, or one model (``sequential``).
+
+    Records in ``progress`` the configurations that diverge or that their callback
+    stops. Returns each member's last-epoch loss and the trained models.
+    """
+    held_out = [runs[m.run].held_out for m in group]
+    shared = configs[group[0].config].train
+    if engine == "sequential":
+        (member,), (model,) = group, members
+        config = configs[member.config]
+        callback = callbacks[member.config]
+
+        def after_epoch(epoch: int) -> bool:
+            if callback is None:
+                return False
+            step = steps[member.config] + epoch
+            if callback(step, accuracy_of(model, held_out[0])):
+                progress[member.config].stopped_at = step
+                return True
+            return False
+
+        outcome = train_model(model, train_pairs.subset(runs[member.run].train_index),
+                              config.train, generators[0], after_epoch, config.loss_recipe())
+        if outcome.failed:
+            progress[member.config].failed = f"run {member.run + 1} diverged: {outcome.failed}"
+        return [outcome.final_loss], [model]
+
+    ensemble = Ensemble(members, engine)
+    by_config: dict[int, list[int]] = {}
+    for index, member in enumerate(group):
+        by_config.setdefault(member.config, []).append(index)
+
+    def after_epoch(epoch: int, diverged_now: dict[int, str]) -> list[int]:
+        stop: list[int] = []
+        for index in sorted(diverged_now):
+            state = progress[group[index].config]
+            if state.failed is None:  # the first of its runs to diverge names the failure
+                state.failed = f"run {group[index].run + 1} diverged: {diverged_now[index]}"
+                stop += by_config[group[index].config]
+        watched = [c for c in by_config
+                   if callbacks[c] is not None and not progress[c].finished]
+        if watched:
+            models = ensemble.members()
+            for c in watched:
+                accuracy = float(np.mean([accuracy_of(models[i], held_out[i])
+                                          for i in by_config[c]]))
+                step = steps[c] + epoch
+                if callbacks[c](step, accuracy):
+                    progress[c].stopped_at = step
+                    stop += by_config[c]
+        return stop
+
+    outcome = train_ensemble(ensemble, train_pairs, [runs[m.run].train_index for m in group],
+                             shared, generators, after_epoch,
+                             [configs[m.config].loss_recipe() for m in group],
+                             [configs[m.config].train.lr for m in group])
+    return outcome.final_losses, ensemble.members()

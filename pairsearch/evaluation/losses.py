@@ -21,10 +21,14 @@ not the loss's.
 
 from __future__ import annotations
 
-from typing import Callable, Literal
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Callable, Literal, Optional
 
 import torch
 import torch.nn.functional as F
+
+if TYPE_CHECKING:
+    from pairsearch.models import ModelOutput
 
 LossName = Literal["ce", "nll", "mse", "l1"]
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -56,3 +60,44 @@ LOSSES: dict[str, LossFunction] = {
     "mse": brier,
     "l1": probability_l1,
 }
+
+
+@dataclass(frozen=True)
+class LossRecipe:
+    """What one training minimises, given a model's outputs.
+
+    loss = comparison(pair) + weight × (digit(a) + digit(b)) [+ weight × comparison(pair_aux)]
+
+    The digit terms apply to models with digit heads, the last term to models with an
+    intermediate pair output (report 000's AUX1). A model whose pair output is not
+    trained (``comparison=None``: report 002's naive model compares the predicted
+    classes, which sends no gradient back) minimises the digit losses alone, unweighted.
+
+    Attributes:
+        comparison: Loss name of the pair output, or ``None``.
+        digit: Loss name of each digit head.
+        weight: λ, the weight of the digit losses and of the intermediate pair loss.
+    """
+
+    comparison: Optional[str] = "ce"
+    digit: str = "ce"
+    weight: float = 1.0
+
+    def __call__(self, output: "ModelOutput", targets: torch.Tensor,
+                 classes: torch.Tensor) -> torch.Tensor:
+        """The loss of a batch: ``targets`` (B,) pair targets, ``classes`` (B, 2) digits."""
+        digits = None
+        if output.digit_a is not None and output.digit_b is not None:
+            digit = LOSSES[self.digit]
+            digits = digit(output.digit_a, classes[:, 0]) + digit(output.digit_b, classes[:, 1])
+        if self.comparison is None:
+            if digits is None:
+                raise ValueError("a loss without its comparison term needs digit heads")
+            return digits
+        compare = LOSSES[self.comparison]
+        loss = compare(output.pair, targets)
+        if digits is not None:
+            loss = loss + self.weight * digits
+        if output.pair_aux is not None:
+            loss = loss + self.weight * compare(output.pair_aux, targets)
+        return loss

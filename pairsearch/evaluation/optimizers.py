@@ -18,7 +18,7 @@ other devices torch's own default implementation runs.
 from __future__ import annotations
 
 import inspect
-from typing import Callable, Iterable, Literal
+from typing import Callable, Iterable, Literal, Sequence
 
 import torch
 from torch.optim import _functional
@@ -57,16 +57,24 @@ def torch_defaults(name: str) -> dict[str, object]:
 class Optimizer:
     """One of torch's update rules over a fixed list of parameters.
 
+    Stacked ensemble weights (a leading member axis) may train each member with its
+    own learning rate: ``member_lrs`` gives one rate per member, and each run of
+    consecutive members with the same rate is updated as one slice of every tensor.
+    The rules act element-wise, so a member's update does not depend on the others.
+
     Args:
         name: ``sgd``, ``adam``, ``adagrad`` or ``adamw``.
         parameters: The tensors to train.
-        lr: Learning rate.
+        lr: Learning rate (of every member, unless ``member_lrs`` is given).
+        member_lrs: One learning rate per member (the leading axis of every parameter).
 
     Raises:
-        ValueError: If ``name`` is not one of the optimizers above.
+        ValueError: If ``name`` is not one of the optimizers above, or ``member_lrs`` does
+            not match the parameters' leading axis.
     """
 
-    def __init__(self, name: str, parameters: Iterable[torch.nn.Parameter], lr: float) -> None:
+    def __init__(self, name: str, parameters: Iterable[torch.nn.Parameter], lr: float,
+                 member_lrs: Sequence[float] | None = None) -> None:
         if name not in _CLASSES:
             raise ValueError(f"unknown optimizer {name!r}; valid: {', '.join(_CLASSES)}")
         self.name = name
@@ -76,15 +84,16 @@ class Optimizer:
         # fused=None (not False) elsewhere: torch then picks its own default implementation.
         self.fused = bool(self.params) and all(
             fused_on(p.device) and p.dtype == torch.float32 for p in self.params)
-        # Step counts as torch keeps them when not capturable: float scalars on the CPU.
-        self._steps = [torch.tensor(0.0) for _ in self.params]
+        self._slices = _member_slices(member_lrs, self.params) if member_lrs else [(None, lr)]
+        # Step counts as torch keeps them when not capturable: float scalars on the CPU,
+        # one per parameter and slice (each slice is stepped as a parameter of its own).
+        self._steps = [[torch.tensor(0.0) for _ in self.params] for _ in self._slices]
         moments = name in ("adam", "adamw")
         self._first = self._like_params(0.0) if moments else []
         self._second = self._like_params(0.0) if moments else []
         self._sums = (self._like_params(float(self.defaults["initial_accumulator_value"]))
                       if name == "adagrad" else [])
-        self._update: Callable[[list[int], list[torch.Tensor]], None] = getattr(
-            self, f"_{name}")
+        self._update: Callable[..., None] = getattr(self, f"_{name}")
 
     def _like_params(self, value: float) -> list[torch.Tensor]:
         return [torch.full_like(p, value, memory_format=torch.preserve_format)
@@ -102,45 +111,72 @@ class Optimizer:
     def step(self) -> None:
         """One update of every parameter that has a gradient."""
         live = [i for i, p in enumerate(self.params) if p.grad is not None]
-        if live:
-            self._update(live, [self.params[i].grad for i in live])
+        if not live:
+            return
+        for (part, lr), steps in zip(self._slices, self._steps):
+            def pick(state: list[torch.Tensor]) -> list[torch.Tensor]:
+                return [state[i] if part is None else state[i][part] for i in live]
 
-    @staticmethod
-    def _pick(state: list[torch.Tensor], live: list[int]) -> list[torch.Tensor]:
-        return [state[i] for i in live]
+            grads = [self.params[i].grad if part is None else self.params[i].grad[part]
+                     for i in live]
+            self._update(pick, grads, [steps[i] for i in live], lr)
 
-    def _sgd(self, live: list[int], grads: list[torch.Tensor]) -> None:
+    def _sgd(self, pick, grads: list[torch.Tensor], steps: list[torch.Tensor],
+             lr: float) -> None:
         d = self.defaults
-        _functional.sgd(self._pick(self.params, live), grads, [None] * len(live),
-                        weight_decay=d["weight_decay"], momentum=d["momentum"], lr=self.lr,
+        _functional.sgd(pick(self.params), grads, [None] * len(grads),
+                        weight_decay=d["weight_decay"], momentum=d["momentum"], lr=lr,
                         dampening=d["dampening"], nesterov=d["nesterov"],
                         maximize=d["maximize"], fused=self.fused or None)
 
-    def _adam(self, live: list[int], grads: list[torch.Tensor]) -> None:
+    def _adam(self, pick, grads: list[torch.Tensor], steps: list[torch.Tensor],
+              lr: float) -> None:
         d = self.defaults
         beta1, beta2 = d["betas"]
         update = _functional.adamw if self.name == "adamw" else _functional.adam
-        update(self._pick(self.params, live), grads, self._pick(self._first, live),
-               self._pick(self._second, live), [], self._pick(self._steps, live),
-               amsgrad=d["amsgrad"], beta1=beta1, beta2=beta2, lr=self.lr,
+        update(pick(self.params), grads, pick(self._first), pick(self._second), [], steps,
+               amsgrad=d["amsgrad"], beta1=beta1, beta2=beta2, lr=lr,
                weight_decay=d["weight_decay"], eps=d["eps"], maximize=d["maximize"],
                fused=self.fused or None)
 
     _adamw = _adam
 
-    def _adagrad(self, live: list[int], grads: list[torch.Tensor]) -> None:
+    def _adagrad(self, pick, grads: list[torch.Tensor], steps: list[torch.Tensor],
+                 lr: float) -> None:
         d = self.defaults
-        _functional.adagrad(self._pick(self.params, live), grads, self._pick(self._sums, live),
-                            self._pick(self._steps, live), lr=self.lr,
+        _functional.adagrad(pick(self.params), grads, pick(self._sums), steps, lr=lr,
                             weight_decay=d["weight_decay"], lr_decay=d["lr_decay"],
                             eps=d["eps"], maximize=d["maximize"], fused=self.fused or None)
 
 
-def make_optimizer(name: str, parameters: Iterable[torch.nn.Parameter],
-                   lr: float) -> Optimizer:
+def _member_slices(member_lrs: Sequence[float], params: list[torch.Tensor]
+                   ) -> list[tuple[slice | None, float]]:
+    """Runs of consecutive members with one learning rate, as slices of the member axis."""
+    members = len(member_lrs)
+    if any(p.ndim == 0 or p.shape[0] != members for p in params):
+        raise ValueError(f"member_lrs has {members} rates; every parameter needs a leading "
+                         f"member axis of that size")
+    if len(set(member_lrs)) == 1:
+        return [(None, float(member_lrs[0]))]
+    slices, start = [], 0
+    for index in range(1, members + 1):
+        if index == members or member_lrs[index] != member_lrs[start]:
+            slices.append((slice(start, index), float(member_lrs[start])))
+            start = index
+    return slices
+
+
+def make_optimizer(name: str, parameters: Iterable[torch.nn.Parameter], lr: float,
+                   member_lrs: Sequence[float] | None = None) -> Optimizer:
     """A fresh optimizer ``name`` over ``parameters`` with learning rate ``lr``.
+
+    Args:
+        name: ``sgd``, ``adam``, ``adagrad`` or ``adamw``.
+        parameters: The tensors to train.
+        lr: Learning rate.
+        member_lrs: One rate per member of stacked ensemble weights (see ``Optimizer``).
 
     Raises:
         ValueError: If ``name`` is not a known optimizer.
     """
-    return Optimizer(name, parameters, lr)
+    return Optimizer(name, parameters, lr, member_lrs)

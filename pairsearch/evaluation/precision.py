@@ -13,14 +13,12 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Optional
 
 import torch
 
-from pairsearch.errors import PairsearchError
-
-Precision = Literal["auto", "fp32", "bf16"]
-PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
+from pairsearch.errors import BadValue
+from pairsearch.names import PRECISIONS
 
 _DTYPES = {"fp32": None, "bf16": torch.bfloat16}
 
@@ -47,7 +45,7 @@ def resolve_precision(name: str, device: torch.device) -> str:
         PairsearchError: On an unknown name.
     """
     if name not in PRECISIONS:
-        raise PairsearchError(f"unknown precision {name!r}; valid: {', '.join(PRECISIONS)}")
+        raise BadValue("precision", name, f"valid: {', '.join(PRECISIONS)}")
     if name == "auto":
         # oneDNN runs the fast bf16 convolutions; a torch built without it would not.
         fast = torch.backends.mkldnn.is_available() and cpu_has_bf16()

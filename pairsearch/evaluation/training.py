@@ -10,8 +10,8 @@ trains all the runs of an evaluation at once (see ``models.ensemble``);
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Callable, Optional, Sequence
+from dataclasses import dataclass, field
+from typing import Callable, Iterable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,7 @@ from torch import nn
 
 from pairsearch.data import PairSet
 from pairsearch.evaluation.config import TrainConfig
-from pairsearch.evaluation.losses import LOSSES
+from pairsearch.evaluation.losses import LossRecipe
 from pairsearch.evaluation.optimizers import make_optimizer
 from pairsearch.models import ModelOutput
 from pairsearch.models.blocks import random_stream
@@ -35,10 +35,12 @@ class TrainOutcome:
     Attributes:
         final_loss: Mean training loss over the last epoch run.
         failed: Why training stopped early (a NaN or infinite loss), else ``None``.
+        stopped: Whether ``after_epoch`` stopped the training before its last epoch.
     """
 
     final_loss: float
     failed: Optional[str] = None
+    stopped: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,20 +58,6 @@ class Scores:
     digit_accuracy: Optional[float]
 
 
-def total_loss(output: ModelOutput, targets: torch.Tensor, classes: torch.Tensor,
-               config: TrainConfig) -> torch.Tensor:
-    """comparison + lambda × (digit_a + digit_b) [+ lambda × intermediate comparison]."""
-    comparison = LOSSES[config.comparison_loss]
-    loss = comparison(output.pair, targets)
-    if output.digit_a is not None and output.digit_b is not None:
-        digit = LOSSES[config.digit_loss]
-        loss = loss + config.lambda_ * (digit(output.digit_a, classes[:, 0])
-                                        + digit(output.digit_b, classes[:, 1]))
-    if output.pair_aux is not None:
-        loss = loss + config.lambda_ * comparison(output.pair_aux, targets)
-    return loss
-
-
 def batch_slices(n: int, batch_size: int) -> list[slice]:
     """The mini-batches of one epoch over ``n`` shuffled pairs.
 
@@ -83,17 +71,15 @@ def batch_slices(n: int, batch_size: int) -> list[slice]:
     return slices
 
 
-def _check_finite(losses: list[float], epoch: int) -> Optional[tuple[int, str]]:
-    """(member, reason) of the first non-finite loss, else ``None``."""
-    for member, value in enumerate(losses):
-        if not math.isfinite(value):
-            return member, f"loss became {value} at epoch {epoch + 1}"
-    return None
+def _divergence(value: float, epoch: int) -> Optional[str]:
+    """Why a training stops if its epoch loss is not finite, else ``None``."""
+    return None if math.isfinite(value) else f"loss became {value} at epoch {epoch + 1}"
 
 
 def train_model(model: nn.Module, pairs: PairSet, config: TrainConfig,
                 generator: torch.Generator,
-                after_epoch: Callable[[int], None] | None = None) -> TrainOutcome:
+                after_epoch: Callable[[int], Optional[bool]] | None = None,
+                recipe: LossRecipe | None = None) -> TrainOutcome:
     """Train ``model`` in place on ``pairs``: the plain one-model loop.
 
     ``train_ensemble`` trains several models at once and is what the evaluator
@@ -105,11 +91,14 @@ def train_model(model: nn.Module, pairs: PairSet, config: TrainConfig,
         pairs: Training pairs, already on the device.
         config: Training options.
         generator: Random generator on the pairs' device, for the shuffles.
-        after_epoch: Called with the epoch index (0-based) after each epoch.
+        after_epoch: Called with the epoch index (0-based) after each epoch; returning
+            ``True`` stops the training there (``stopped`` in the outcome).
+        recipe: The loss (default: ``config``'s comparison + λ × digit losses).
 
     Returns:
         The last epoch's mean loss, or the reason training stopped.
     """
+    recipe = recipe or config.loss_recipe()
     optimizer = make_optimizer(config.optimizer, model.parameters(), config.lr)
     n = len(pairs)
     device = pairs.inputs.device
@@ -124,18 +113,18 @@ def train_model(model: nn.Module, pairs: PairSet, config: TrainConfig,
             index = order[part]
             with random_stream(generator):
                 output = model(pairs.inputs[index])
-            loss = total_loss(output, pairs.targets[index], pairs.classes[index], config)
+            loss = recipe(output, pairs.targets[index], pairs.classes[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
             running += loss.detach() * len(index)
             seen += len(index)
         last = float(running / seen)  # one host sync per epoch
-        failure = _check_finite([last], epoch)
+        failure = _divergence(last, epoch)
         if failure is not None:
-            return TrainOutcome(last, failure[1])
-        if after_epoch is not None:
-            after_epoch(epoch)
+            return TrainOutcome(last, failure)
+        if after_epoch is not None and after_epoch(epoch):
+            return TrainOutcome(last, stopped=True)
     return TrainOutcome(last)
 
 
@@ -144,19 +133,22 @@ class EnsembleOutcome:
     """How the training of an ensemble ended.
 
     Attributes:
-        final_losses: Each member's mean training loss over the last epoch run.
-        failed: Why training stopped early (a member's NaN or infinite loss), else ``None``.
-        failed_member: The member whose loss diverged, else ``None``.
+        final_losses: Each member's mean training loss over the last epoch it ran.
+        diverged: Member → why its training stopped (a NaN or infinite loss).
+        stopped: Members whose training ``after_epoch`` stopped.
     """
 
     final_losses: list[float]
-    failed: Optional[str] = None
-    failed_member: Optional[int] = None
+    diverged: dict[int, str] = field(default_factory=dict)
+    stopped: frozenset[int] = frozenset()
 
 
 def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[torch.Tensor],
                    config: TrainConfig, generators: Sequence[torch.Generator],
-                   after_epoch: Callable[[int], None] | None = None) -> EnsembleOutcome:
+                   after_epoch: Callable[[int, dict[int, str]], Iterable[int] | None]
+                   | None = None,
+                   recipes: Sequence[LossRecipe] | None = None,
+                   lrs: Sequence[float] | None = None) -> EnsembleOutcome:
     """Train every member of ``ensemble`` at once, each on its own pairs and shuffles.
 
     Member m sees exactly what ``train_model`` would show it with
@@ -164,30 +156,42 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
     same mini-batches and the same dropout masks. The loss minimised is the sum of
     the members' own mean losses, so each member's gradient is the one it would get
     alone, and one optimizer over the stacked weights acts as one optimizer per
-    member. The losses are read back once per epoch, never per step.
+    member. Members may differ in loss (``recipes``) and learning rate (``lrs``): the
+    optimizer, batch size and epochs of ``config`` are shared. The losses are read back
+    once per epoch, never per step.
+
+    A member whose loss stops being finite stops training (``diverged``); so do the
+    members ``after_epoch`` names. The others go on, unaffected: every member's
+    arithmetic is its own. Training ends early once no member is left.
 
     Args:
         ensemble: Freshly initialised members on the pairs' device.
         pairs: All pairs, on the device.
         train_index: Each member's training pairs (indices into ``pairs``).
-        config: Training options.
+        config: Training options (optimizer, batch size, epochs; and loss and learning
+            rate where ``recipes`` or ``lrs`` are not given).
         generators: One random generator per member, on the device, for its shuffles
             and dropout masks.
-        after_epoch: Called with the epoch index (0-based) after each epoch.
+        after_epoch: Called as ``after_epoch(epoch, diverged_now)`` after each epoch, with
+            the members that diverged in it and why; returns the members to stop.
+        recipes: Each member's loss.
+        lrs: Each member's learning rate.
 
     Returns:
-        Each member's last-epoch loss, or the member and reason training stopped.
+        Each member's last-epoch loss, the members that diverged and those stopped.
 
     Raises:
         ValueError: If the members would take different numbers of steps per epoch
             (the evaluator groups runs so that they never do).
     """
     members = ensemble.size
+    recipes = list(recipes) if recipes is not None else [config.loss_recipe()] * members
     sizes = [len(index) for index in train_index]
     slices = [batch_slices(n, config.batch_size) for n in sizes]
     if len({len(s) for s in slices}) != 1:
         raise ValueError(f"members take different numbers of steps per epoch ({sizes} pairs)")
-    optimizer = make_optimizer(config.optimizer, ensemble.parameters(), config.lr)
+    optimizer = make_optimizer(config.optimizer, ensemble.parameters(), config.lr,
+                               list(lrs) if lrs is not None else None)
     device = pairs.inputs.device
     # Pairs per member and step, made once: a host-to-device copy inside the loop would
     # synchronise with the GPU at every step.
@@ -195,6 +199,9 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
                            for step in range(len(slices[0]))], device=device)
     seen = counts.sum(dim=0)
     last = [float("nan")] * members
+    alive = list(range(members))
+    diverged: dict[int, str] = {}
+    stopped: set[int] = set()
     for epoch in range(config.epochs):
         ensemble.train()
         orders = [index[torch.randperm(len(index), generator=g, device=device)]
@@ -204,43 +211,65 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
             batches = [order[s[step]] for order, s in zip(orders, slices)]
             optimizer.zero_grad(set_to_none=True)
             if ensemble.engine == "vmap":
-                losses = _vmap_step(ensemble, pairs, batches, config)
+                losses = _vmap_step(ensemble, pairs, batches, recipes, alive)
             else:
-                losses = _loop_step(ensemble, pairs, batches, config, generators)
+                losses = _loop_step(ensemble, pairs, batches, recipes, generators, alive)
             optimizer.step()
             running += losses * counts[step]
-        last = (running / seen).tolist()  # one host sync per epoch
-        failure = _check_finite(last, epoch)
-        if failure is not None:
-            return EnsembleOutcome(last, failure[1], failure[0])
+        epoch_losses = (running / seen).tolist()  # one host sync per epoch
+        diverged_now = {}
+        for member in alive:
+            last[member] = epoch_losses[member]
+            failure = _divergence(epoch_losses[member], epoch)
+            if failure is not None:
+                diverged_now[member] = failure
+        diverged.update(diverged_now)
+        alive = [m for m in alive if m not in diverged]
         if after_epoch is not None:
-            after_epoch(epoch)
-    return EnsembleOutcome(last)
+            stop = set(after_epoch(epoch, diverged_now) or ()) & set(alive)
+            stopped |= stop
+            alive = [m for m in alive if m not in stop]
+        if not alive:
+            break
+    return EnsembleOutcome(last, diverged, frozenset(stopped))
 
 
 def _loop_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
-               config: TrainConfig, generators: Sequence[torch.Generator]) -> torch.Tensor:
-    """Forward and backward of every member, one after the other; their (detached) losses."""
+               recipes: Sequence[LossRecipe], generators: Sequence[torch.Generator],
+               alive: list[int]) -> torch.Tensor:
+    """Forward and backward of every live member, one after the other; their (detached)
+    losses, zero for the members that no longer train."""
     states = ensemble.member_states()
     losses = []
-    for member, index in enumerate(batches):
+    for member in alive:
+        index = batches[member]
         with random_stream(generators[member]):
             output = ensemble.run_member(states[member], pairs.inputs[index])
-        losses.append(total_loss(output, pairs.targets[index], pairs.classes[index], config))
+        losses.append(recipes[member](output, pairs.targets[index], pairs.classes[index]))
     loss = torch.stack(losses)
     loss.sum().backward()
-    return loss.detach()
+    if len(alive) == ensemble.size:
+        return loss.detach()
+    every = torch.zeros(ensemble.size, device=loss.device)
+    every[alive] = loss.detach()
+    return every
 
 
 def _vmap_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
-               config: TrainConfig) -> torch.Tensor:
-    """Forward and backward of every member in one vectorised pass."""
+               recipes: Sequence[LossRecipe], alive: list[int]) -> torch.Tensor:
+    """Forward and backward of every member in one vectorised pass (members that no
+    longer train run too, but their losses are left out of the sum)."""
     index = torch.stack(batches)
     outputs = ensemble(pairs.inputs[index])
-    loss = torch.stack([total_loss(out, pairs.targets[b], pairs.classes[b], config)
-                        for out, b in zip(outputs, batches)])
-    loss.sum().backward()
-    return loss.detach()
+    loss = torch.stack([recipe(out, pairs.targets[b], pairs.classes[b])
+                        for recipe, out, b in zip(recipes, outputs, batches)])
+    if len(alive) == ensemble.size:
+        loss.sum().backward()
+        return loss.detach()
+    loss[alive].sum().backward()
+    every = torch.zeros_like(loss.detach())
+    every[alive] = loss.detach()[alive]
+    return every
 
 
 @torch.no_grad()

@@ -36,6 +36,9 @@ class ModelEntry:
         digit_heads: Whether the model predicts each digit's class.
         summary: First line of the builder's docstring.
         pair_aux: Whether the model has an intermediate pair output (weighted by ``lambda``).
+        pair_loss: Whether training puts a loss on the pair output; ``False`` for a model
+            whose pair output is a fixed function of its digit predictions (report 002's
+            naive model), which trains on its digit losses alone.
     """
 
     name: str
@@ -44,12 +47,14 @@ class ModelEntry:
     digit_heads: bool
     summary: str
     pair_aux: bool = False
+    pair_loss: bool = True
 
 
 _REGISTRY: dict[str, ModelEntry] = {}
 
 
-def register_model(digit_heads: bool, name: str | None = None, pair_aux: bool = False
+def register_model(digit_heads: bool, name: str | None = None, pair_aux: bool = False,
+                   pair_loss: bool = True
                    ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator registering a builder under ``name`` (default: the function's name).
 
@@ -57,7 +62,13 @@ def register_model(digit_heads: bool, name: str | None = None, pair_aux: bool = 
         digit_heads: Whether the built model returns digit logits.
         name: Registry name, when it differs from the function's name.
         pair_aux: Whether the model returns an intermediate pair output.
+        pair_loss: Whether the pair output is trained (see ``ModelEntry``).
+
+    Raises:
+        ValueError: If the name is taken, or a model without digit heads has no pair loss.
     """
+    if not pair_loss and not digit_heads:
+        raise ValueError("a model without a pair loss must have digit heads to train")
 
     def decorate(builder: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         key = name or builder.__name__
@@ -65,7 +76,7 @@ def register_model(digit_heads: bool, name: str | None = None, pair_aux: bool = 
             raise ValueError(f"model {key!r} is already registered")
         summary = (builder.__doc__ or "").strip().splitlines()[0] if builder.__doc__ else ""
         _REGISTRY[key] = ModelEntry(key, builder, options_of(builder, _BOUNDS), digit_heads,
-                                    summary, pair_aux)
+                                    summary, pair_aux, pair_loss)
         return builder
 
     return decorate
