@@ -1,10 +1,8 @@
-"""Search strategies (grid, TPE, genetic algorithm) over evaluator configurations."""
+"""Search strategies over evaluator configurations, stored as Optuna studies.
 
-import warnings
-
-# We drive trials with ask/tell and record heartbeats ourselves (search.workers);
-# Optuna warns about both on every trial.
-warnings.filterwarnings("ignore", message=".*heartbeat_interval.*is an experimental feature")
-warnings.filterwarnings("ignore", message=".*grace_period.*is an experimental feature")
-warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used with")
-warnings.filterwarnings("ignore", message=".*fail_stale_trials is experimental")
+One loop (``driver``) runs every search: it recovers dead trials, asks the strategy for
+cells, has the runner evaluate them and tells the study. The strategies only propose:
+``strategies`` (grid, TPE), ``halving`` (successive halving of the grid),
+``genetic`` (report 002's genetic algorithm on DEAP), ``retest`` (report 002's second
+stage).
+"""

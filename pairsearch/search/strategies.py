@@ -1,4 +1,4 @@
-"""Grid and TPE: two ways of choosing cells, both through ``Runner`` into one study.
+"""Grid and TPE: two ways of proposing cells to the driver.
 
 Re-running the same command on the same ``--study`` continues it: the grid
 evaluates only the cells not stored yet, TPE runs until the study holds N
@@ -8,124 +8,91 @@ finished trials. Both can run as several workers on one study.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import optuna
 from optuna.trial import TrialState
-from tqdm import tqdm
 
-from pairsearch.errors import PairsearchError
-from pairsearch.search.runner import Runner, SearchSettings, cell_key, distributions, diverged
-from pairsearch.search.space import SearchSpace
-from pairsearch.search.storage import open_study
-from pairsearch.search.workers import (
-    NEVER,
-    StopRequest,
-    enqueue_owned,
-    recover_dead_trials,
-    worker_id,
+from pairsearch.errors import BadValue, PairsearchError
+from pairsearch.names import PRUNERS
+from pairsearch.search.driver import (
+    SearchSummary,
+    Strategy,
+    Wait,
+    claim_of,
+    drive,
+    duplicate_of,
+    holds_claim,
 )
+from pairsearch.search.runner import Proposal, SearchSettings, cell_key
+from pairsearch.search.space import SearchSpace
+from pairsearch.search.workers import NEVER, StopRequest, worker_id
 
-_FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-_CELL = "cell"  # user attribute: the cell a grid trial was queued for
+__all__ = ["GridStrategy", "TpeStrategy", "duplicate_of", "make_pruner", "run_grid", "run_tpe"]
 
 
-@dataclass(frozen=True)
-class SearchSummary:
-    """What a search command did.
+class GridStrategy(Strategy):
+    """Every cell of the space once: proposes the cells no trial holds yet.
 
-    Attributes:
-        study: Study name.
-        trials: Finished trials in the study.
-        evaluated: Configurations trained by this run.
-        reused: Trials answered from stored results by this run.
-        failed: Trials of this run that failed (diverged).
-        best_value: Best mean CV accuracy in the study, if any.
-        best_params: Its cell.
-        stopped: Whether the run stopped on request before finishing.
+    Several workers (processes, machines) may share the study: each claims a missing
+    cell by queuing it (``Proposal.claim``), and a worker that finds a lower-numbered
+    trial of the same cell drops its own, so no cell is evaluated twice to completion.
+    A cell left queued (its worker died before asking, or lost the queue to others) is
+    run by whichever worker asks next; RUNNING trials of dead workers are failed and
+    their cells evaluated again.
+
+    Args:
+        space: The search space.
+        name: ``grid``, or ``test`` for an experiment's measurement of every cell with
+            the test protocol.
+        batch: Cells proposed at a time (trained together where the driver batches).
     """
 
-    study: str
-    trials: int
-    evaluated: int
-    reused: int
-    failed: int
-    best_value: Optional[float]
-    best_params: Optional[dict]
-    stopped: bool = False
+    def __init__(self, space: SearchSpace, name: str = "grid", batch: int = 8) -> None:
+        self.name = name
+        self.cells = list(space.cells())
+        self.batch = batch
+        self._chooser = random.Random(worker_id())  # spreads workers over cells
+        self._collided = False
+        if name == "test":
+            from pairsearch.names import OBJECTIVE_TEST
 
+            self.metric = OBJECTIVE_TEST
 
-def study_totals(storage: optuna.storages.BaseStorage, name: str) -> dict:
-    """The study's finished trials and best trial, as ``SearchSummary`` fields."""
-    study = optuna.load_study(study_name=name, storage=storage)
-    trials = study.get_trials(deepcopy=False, states=_FINISHED)
-    complete = [t for t in trials if t.state == TrialState.COMPLETE]
-    best = max(complete, key=lambda t: t.value) if complete else None
-    return {"trials": len(trials), "best_value": best.value if best else None,
-            "best_params": dict(best.params) if best else None}
+    def _missing(self, study: optuna.Study) -> tuple[list[dict], bool]:
+        trials = study.get_trials(deepcopy=False)
+        taken = {claim_of(t) for t in trials if holds_claim(t)}
+        missing = [c for c in self.cells if cell_key(c) not in taken]
+        queued = any(t.state == TrialState.WAITING for t in trials)
+        return missing, queued
 
+    def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
+        missing, queued = self._missing(study)
+        if not missing and not queued:
+            return None
+        if not missing:  # only cells others queued: ask for one of them
+            return [Proposal(None, claim=True)]
+        if self._collided:
+            cells = self._chooser.sample(missing, min(self.batch, len(missing)))
+        else:
+            cells = missing[:self.batch]
+        return [Proposal(cell, claim=True) for cell in cells]
 
-def summarize(study: optuna.Study, runner: Runner, stopped: bool = False) -> SearchSummary:
-    """Counts of this run and the study's best trial."""
-    return SearchSummary(study.study_name, evaluated=runner.evaluated, reused=runner.reused,
-                         failed=runner.failed, stopped=stopped,
-                         **study_totals(study._storage, study.study_name))
+    def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
+        return Proposal(dict(trial.params), claim=True)
 
+    def collided(self) -> None:
+        self._collided = True
 
-def _progress(total: int, initial: int, label: str, enabled: bool) -> tqdm:
-    return tqdm(total=total, initial=initial, desc=label, unit="trial", disable=not enabled,
-                dynamic_ncols=True)
-
-
-def _best_value(study: optuna.Study) -> Optional[float]:
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return max((t.value for t in complete), default=None)
-
-
-def _cell_of(trial: optuna.trial.FrozenTrial) -> str:
-    """The key of the cell a trial holds.
-
-    A queued (WAITING) trial has no params yet, nor has a queued one just popped by
-    ``ask``: Optuna sets them while ``ask`` runs. So the grid labels the trials it
-    queues with their cell when it creates them (``_CELL``); trials stored without the
-    label (by earlier versions) are known by their params.
-    """
-    return trial.user_attrs.get(_CELL) or cell_key(trial.params)
-
-
-def _taken(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a trial holds its cell: done, being run, queued, or a stored failure."""
-    return (trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
-            or diverged(trial))
-
-
-def duplicate_of(study: optuna.Study, trial: optuna.Trial) -> Optional[int]:
-    """The lower-numbered trial holding the same cell, if any.
-
-    Workers may both enqueue a cell; the rule "the lowest-numbered live trial of a
-    cell runs it" needs no lock: trial numbers are unique and a trial's state only
-    moves WAITING → RUNNING → finished, so every worker reaches the same verdict.
-    """
-    key = _cell_of(trial)
-    for other in study.get_trials(deepcopy=False):
-        if other.number < trial.number and _taken(other) and _cell_of(other) == key:
-            return other.number
-    return None
+    def progress(self, study: optuna.Study) -> tuple[int, int]:
+        missing, _ = self._missing(study)
+        return len(self.cells), len(self.cells) - len(missing)
 
 
 def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
              study_name: str, progress: bool = True, stop: StopRequest = NEVER,
-             strategy: str = "grid") -> SearchSummary:
+             strategy: str = "grid", batching: str = "auto") -> SearchSummary:
     """Evaluate every cell of ``space`` once (cells already stored are skipped).
-
-    Several workers (processes, machines) may run this on the same study at once:
-    each claims a missing cell by enqueuing it and asking for it, and a worker that
-    finds a lower-numbered trial of the same cell drops its own (PRUNED with
-    ``duplicate_of``), so no cell is evaluated twice to completion. A cell left
-    queued (its worker died before asking, or lost the queue to others) is run by
-    whichever worker asks next; RUNNING trials of dead workers are failed and their
-    cells evaluated again.
 
     Args:
         space: The search space.
@@ -134,8 +101,9 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         study_name: Study to create or continue.
         progress: Show a progress bar with the best accuracy so far.
         stop: Checked between trials; stops the search when requested.
-        strategy: Name stored with the study: ``grid``, or ``test`` for an experiment's
-            measurement of every cell with the test protocol.
+        strategy: ``grid``, or ``test`` for an experiment's measurement of every cell
+            with the test protocol.
+        batching: See ``driver.drive``.
 
     Returns:
         A summary of the run.
@@ -144,103 +112,111 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         PairsearchError: If the study exists with another space or protocol, or on bad
             settings.
     """
-    study = open_study(storage, study_name, {"strategy": strategy, "space": space.to_json(),
-                                             "protocol": settings.protocol_meta()})
-    runner = Runner(space, settings, study)
-    dists = distributions(space)
-    cells = list(space.cells())
-    chooser = random.Random(worker_id())  # spreads workers over cells after a collision
-    collided = False
-    best = _best_value(study)
-    bar = None
-    try:
-        while not stop.requested:
-            recover_dead_trials(study)
-            trials = study.get_trials(deepcopy=False)
-            taken = {_cell_of(t) for t in trials if _taken(t)}
-            missing = [c for c in cells if cell_key(c) not in taken]
-            queued = any(t.state == TrialState.WAITING for t in trials)
-            if bar is None:
-                bar = _progress(len(cells), len(cells) - len(missing),
-                                f"{strategy} {study_name}", progress)
-            if not missing and not queued:
-                break
-            if missing:
-                cell = chooser.choice(missing) if collided else missing[0]
-                enqueue_owned(study, cell, {_CELL: cell_key(cell)})
-            # ask pops the oldest queued cell, ours or another worker's. When other workers
-            # emptied the queue since this worker last read it, Optuna samples a fresh trial
-            # instead and a queued cell stays behind: the loop runs until none is left.
-            trial = study.ask(dists)
-            if _CELL not in trial.user_attrs:
-                # Sampled, not queued: its cell was unknown to the others while ask ran, so
-                # the duplicate rule cannot vouch for it. Drop it; the loop queues again.
-                trial.set_user_attr("sampled", True)
-                study.tell(trial, state=TrialState.PRUNED)
-                continue
-            earlier = duplicate_of(study, trial)
-            if earlier is not None:
-                trial.set_user_attr("duplicate_of", earlier)
-                study.tell(trial, state=TrialState.PRUNED)
-                collided = True
-                continue
-            value = runner.run(trial, dict(trial.params))
-            best = _advance(bar, best, value)
-    finally:
-        if bar is not None:
-            bar.close()
-    return summarize(study, runner, stopped=stop.requested)
+    return drive(GridStrategy(space, strategy), space, settings, storage, study_name,
+                 progress, stop, batching)
 
 
-def _advance(bar: tqdm, best: Optional[float], value: Optional[float]) -> Optional[float]:
-    """One more trial on the progress bar; returns the best value so far."""
-    if value is not None and (best is None or value > best):
-        best = value
-    bar.set_postfix(best=f"{best:.4f}" if best is not None else "-")
-    bar.update()
-    return best
+def make_pruner(name: str, epochs: int, min_epochs: int = 1, eta: int = 3
+                ) -> optuna.pruners.BasePruner:
+    """Optuna's pruner ``name`` on the per-epoch mean validation accuracy of the folds.
+
+    All folds of a trial train together, so each epoch's report is the exact mean over
+    the folds: the step is the epoch, as a pruner expects (optuna#4946, #3203).
+
+    Args:
+        name: ``median`` (a trial below the median of earlier ones at the same epoch),
+            ``hyperband`` (Hyperband's brackets of successive halving), ``halving``
+            (asynchronous successive halving) or ``none``.
+        epochs: The full budget (Hyperband's largest resource).
+        min_epochs: The smallest budget a trial gets before it can be stopped.
+        eta: The reduction factor: a rung keeps the best 1/eta.
+
+    Raises:
+        PairsearchError: On an unknown pruner or a bad budget.
+    """
+    if name not in PRUNERS:
+        raise BadValue("pruner", name, f"valid: {', '.join(PRUNERS)}")
+    if min_epochs < 1 or min_epochs > epochs:
+        raise BadValue("min_epochs", min_epochs, f"must be in 1..{epochs} (the epochs)")
+    if eta < 2:
+        raise BadValue("eta", eta, "must be >= 2")
+    if name == "median":
+        return optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=min_epochs)
+    if name == "hyperband":
+        return optuna.pruners.HyperbandPruner(min_resource=min_epochs, max_resource=epochs,
+                                              reduction_factor=eta)
+    if name == "halving":
+        return optuna.pruners.SuccessiveHalvingPruner(min_resource=min_epochs,
+                                                      reduction_factor=eta)
+    return optuna.pruners.NopPruner()
+
+
+class TpeStrategy(Strategy):
+    """Optuna's TPE sampler until the study holds ``trials`` finished trials.
+
+    A pruner (``make_pruner``) stops trials on their per-epoch validation accuracy.
+    Several workers may share the study (Optuna's ask/tell is made for that); together
+    they stop at ``trials``.
+
+    Args:
+        trials: Finished trials the study should hold.
+        pruner: ``median`` (the default), ``hyperband``, ``halving`` or ``none``.
+        min_epochs: Budget before a trial can be pruned.
+        eta: Reduction factor of ``hyperband`` and ``halving``.
+    """
+
+    name = "tpe"
+
+    def __init__(self, trials: int, pruner: str = "median", min_epochs: int = 1,
+                 eta: int = 3) -> None:
+        if trials < 1:
+            raise BadValue("trials", trials, "needs at least 1")
+        self.trials = trials
+        self.pruner_name = pruner
+        self.min_epochs = min_epochs
+        self.eta = eta
+
+    def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
+        meta = super().meta(space, settings)
+        if self.pruner_name != "median":  # the default keeps older studies continuable
+            meta["pruner"] = {"name": self.pruner_name, "min_epochs": self.min_epochs,
+                              "eta": self.eta}
+        return meta
+
+    def sampler(self, settings: SearchSettings) -> optuna.samplers.BaseSampler:
+        return optuna.samplers.TPESampler(seed=settings.search_seed)
+
+    def pruner(self, settings: SearchSettings) -> optuna.pruners.BasePruner:
+        return make_pruner(self.pruner_name, settings.epochs or 25, self.min_epochs, self.eta)
+
+    def make_runner(self, space: SearchSpace, settings: SearchSettings):
+        if space.budget is not None:
+            raise PairsearchError("TPE samples any combination of values; it cannot keep to "
+                                  "a parameter [budget] (use grid)")
+        self.pruner(settings)  # a bad pruner setting is refused before any write
+        return super().make_runner(space, settings)
+
+    def propose(self, study: optuna.Study) -> Optional[Sequence[Proposal]]:
+        held = len(study.get_trials(deepcopy=False, states=(
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)))
+        if held >= self.trials:
+            return None
+        return [Proposal(None, prune=self.pruner_name != "none")]
+
+    def progress(self, study: optuna.Study) -> tuple[int, int]:
+        done = len(study.get_trials(deepcopy=False, states=(
+            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+        return max(self.trials, done), done
 
 
 def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
-            study_name: str, trials: int, progress: bool = True,
-            stop: StopRequest = NEVER) -> SearchSummary:
+            study_name: str, trials: int, progress: bool = True, stop: StopRequest = NEVER,
+            pruner: str = "median", min_epochs: int = 1, eta: int = 3) -> SearchSummary:
     """Optuna's TPE sampler until the study holds ``trials`` finished trials.
-
-    A median pruner stops trials whose validation accuracy after an epoch is
-    below the median of earlier trials at the same fold and epoch. Several workers
-    may share the study (Optuna's ask/tell is made for that); together they stop
-    at ``trials``.
 
     Raises:
         PairsearchError: If the study exists with another space or protocol, or on bad
             settings.
     """
-    if space.budget is not None:
-        raise PairsearchError("TPE samples any combination of values; it cannot keep to a "
-                              "parameter [budget] (use grid)")
-    sampler = optuna.samplers.TPESampler(seed=settings.search_seed)
-    pruner = optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1)
-    study = open_study(storage, study_name, {"strategy": "tpe", "space": space.to_json(),
-                                             "protocol": settings.protocol_meta()},
-                       sampler=sampler, pruner=pruner)
-    runner = Runner(space, settings, study)
-    dists = distributions(space)
-    best = _best_value(study)
-    bar = None
-    try:
-        while not stop.requested:
-            recover_dead_trials(study)
-            held = len(study.get_trials(deepcopy=False,
-                                        states=(*_FINISHED, TrialState.RUNNING)))
-            finished = len(study.get_trials(deepcopy=False, states=_FINISHED))
-            if bar is None:
-                bar = _progress(max(trials, finished), finished, f"tpe {study_name}", progress)
-            if held >= trials:
-                break
-            trial = study.ask(dists)
-            value = runner.run(trial, dict(trial.params), prune=True)
-            best = _advance(bar, best, value)
-    finally:
-        if bar is not None:
-            bar.close()
-    return summarize(study, runner, stopped=stop.requested)
+    return drive(TpeStrategy(trials, pruner, min_epochs, eta), space, settings, storage,
+                 study_name, progress, stop)

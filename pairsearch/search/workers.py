@@ -10,6 +10,8 @@
   period), and the stale ones of any host.
 - ``StopRequest``: the first Ctrl-C asks the search to stop after the current
   trial; the second interrupts the trial itself.
+- ``spawn_workers``: the extra processes of ``--workers N``, each told it is a
+  single worker (``worker_argv``), so none starts workers of its own.
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ import datetime
 import os
 import signal
 import socket
+import subprocess
+import sys
 import threading
+import warnings
 from types import FrameType
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import optuna
 from optuna.trial import TrialState
+
+from pairsearch.search.storage import maybe_storage, trial_id, trial_ids
 
 HOST = socket.gethostname()
 # A RUNNING trial no worker has labelled for this long was asked for by a worker that died
@@ -65,13 +72,18 @@ def _heartbeat_interval(storage) -> Optional[int]:
     return getter() if getter is not None else None
 
 
-def recover_dead_trials(study: optuna.Study) -> int:
+def recover_dead_trials(study: optuna.Study,
+                        storage: Optional[optuna.storages.BaseStorage] = None) -> int:
     """Fail the RUNNING trials whose worker is gone; returns how many were failed.
 
     Such trials keep no ``fail_reason`` (they did not fail on their own), so the
     strategies evaluate their cells again.
+
+    Args:
+        study: The study.
+        storage: Its storage (default: the study's own, ``storage.study_storage``).
     """
-    storage = study._storage
+    storage = maybe_storage(study, storage)
     failed = 0
     now = datetime.datetime.now()  # Optuna stores naive local times
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
@@ -85,36 +97,52 @@ def recover_dead_trials(study: optuna.Study) -> int:
         else:
             continue
         try:
-            storage.set_trial_user_attr(trial._trial_id, "crashed", reason)
-            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            storage.set_trial_user_attr(trial_id(storage, study, trial.number), "crashed",
+                                        reason)
+            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
             failed += 1
-        except (RuntimeError, optuna.exceptions.UpdateFinishedTrialError):
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
             pass  # another worker got there first
     if _heartbeat_interval(storage) is not None:
         before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        optuna.storages.fail_stale_trials(study)
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(study)
         failed += len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
     return failed
 
 
 class Heartbeat:
-    """Context manager recording the trial's heartbeat every interval from a daemon thread."""
+    """Context manager recording the trials' heartbeats every interval from a daemon thread.
 
-    def __init__(self, study: optuna.Study, trial: optuna.Trial) -> None:
-        self._storage = study._storage
-        self._trial_id = trial._trial_id
+    Args:
+        study: The study of the trials.
+        trials: The running trials (their numbers).
+        storage: The study's storage (default: ``storage.study_storage``).
+    """
+
+    def __init__(self, study: optuna.Study, trials: Sequence[int],
+                 storage: Optional[optuna.storages.BaseStorage] = None) -> None:
+        self._storage = maybe_storage(study, storage)
+        self._study = study
+        self._numbers = list(trials)
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
+
+    def _beat(self, ids: list[int]) -> None:
+        for identifier in ids:
+            self._storage.record_heartbeat(identifier)
 
     def __enter__(self) -> "Heartbeat":
         interval = _heartbeat_interval(self._storage)
         if interval is not None:
-            self._storage.record_heartbeat(self._trial_id)
+            ids = trial_ids(self._storage, self._study, self._numbers)
+            self._beat(ids)
 
             def beat() -> None:
                 while not self._stop.wait(interval):
                     try:
-                        self._storage.record_heartbeat(self._trial_id)
+                        self._beat(ids)
                     except Exception:  # a missed beat is retried at the next interval
                         pass
 
@@ -154,3 +182,34 @@ class StopRequest:
 
 
 NEVER = StopRequest()  # a stop request nobody makes (the default for library calls)
+
+
+def worker_argv(argv: Sequence[str]) -> list[str]:
+    """The command line of an extra worker: the user's, told it is a single worker.
+
+    ``--workers 1`` is appended (the last value of a flag wins) whatever the user wrote,
+    so a worker never starts workers of its own; its progress bar is off.
+    """
+    return [*argv, "--workers", "1", "--no-progress"]
+
+
+def spawn_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen]:
+    """Start ``workers`` − 1 more processes of the command ``argv`` (after ``pairsearch``).
+
+    Each gets an equal share of the CPU threads (``PAIRSEARCH_THREADS``, also set for
+    this process) and, where several GPUs exist, its own GPU.
+    """
+    import torch
+
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    os.environ["PAIRSEARCH_THREADS"] = str(threads)
+    gpus = torch.cuda.device_count()
+    children = []
+    for worker in range(1, workers):
+        env = dict(os.environ)
+        if gpus > 1:
+            env["CUDA_VISIBLE_DEVICES"] = str(worker % gpus)
+        children.append(subprocess.Popen([sys.executable, "-m", "pairsearch",
+                                          *worker_argv(argv)], env=env,
+                                         stdout=subprocess.DEVNULL))
+    return children

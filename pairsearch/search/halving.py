@@ -1,0 +1,206 @@
+"""Successive halving of the grid, as scikit-learn's ``HalvingGridSearchCV`` does it.
+
+Rung 0 trains every distinct configuration of the space for ``min_epochs``; each
+next rung keeps the best 1/eta of the last (by mean K-fold accuracy at that budget)
+and trains them for eta times the epochs, until a rung trains at the full budget.
+Every rung trains from scratch with the same seeds, so a configuration's full-budget
+result is exactly the one the exhaustive grid stores for it, and the best cell
+reported is one trained at the full budget.
+
+Trials record their ``rung`` and ``budget`` (epochs); those below the full budget are
+told PRUNED with their per-epoch mean validation accuracy as intermediate values,
+so the study's best is a full-budget trial and the dashboard shows every learning
+curve. Cells that differ only in options their model ignores are one configuration:
+only the first is trained. Several workers may share a study (cells are claimed per
+rung, as the grid does); a worker that finds the rest of a rung held by others waits
+for it. A halving study resumes after a kill like every other.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Optional, Sequence
+
+import optuna
+from optuna.trial import TrialState
+
+from pairsearch.errors import BadValue, PairsearchError
+from pairsearch.search.driver import (
+    WAIT,
+    SearchSummary,
+    Strategy,
+    Wait,
+    claim_of,
+    drive,
+    holds_claim,
+)
+from pairsearch.search.runner import Proposal, Runner, SearchSettings, cell_key
+from pairsearch.search.space import SearchSpace
+from pairsearch.search.workers import NEVER, StopRequest
+
+
+def rung_budgets(epochs: int, min_epochs: int, eta: int) -> list[int]:
+    """The epochs of each rung: ``min_epochs``, × eta, …, capped at ``epochs`` (the last).
+
+    Raises:
+        PairsearchError: If ``min_epochs`` is not in 1..epochs or ``eta`` < 2.
+    """
+    if not 1 <= min_epochs <= epochs:
+        raise BadValue("min_epochs", min_epochs, f"must be in 1..{epochs} (the epochs)")
+    if eta < 2:
+        raise BadValue("eta", eta, "must be >= 2")
+    budgets = [min_epochs]
+    while budgets[-1] < epochs:
+        budgets.append(min(budgets[-1] * eta, epochs))
+    return budgets
+
+
+class HalvingStrategy(Strategy):
+    """Proposes the cells of the lowest rung that is not complete.
+
+    Args:
+        space: The search space.
+        min_epochs: Epochs of rung 0.
+        eta: Reduction factor: each rung keeps the best 1/eta of the last.
+        batch: Cells proposed at a time.
+    """
+
+    name = "halving"
+
+    def __init__(self, space: SearchSpace, min_epochs: int = 1, eta: int = 3,
+                 batch: int = 8) -> None:
+        self.space = space
+        self.min_epochs = min_epochs
+        self.eta = eta
+        self.batch = batch
+        self.budgets: list[int] = []
+        self.runner: Optional[Runner] = None
+        self.cells: list[dict] = []
+
+    def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
+        meta = super().meta(space, settings)
+        meta["protocol"] = {**meta["protocol"], "halving": {"min_epochs": self.min_epochs,
+                                                            "eta": self.eta}}
+        return meta
+
+    def make_runner(self, space: SearchSpace, settings: SearchSettings) -> Runner:
+        if "epochs" in space.params:
+            raise PairsearchError("successive halving sets the epochs of each rung; the space "
+                                  "must not have an 'epochs' dimension")
+        runner = super().make_runner(space, settings)
+        full = runner.config(next(space.cells())).train.epochs
+        self.budgets = rung_budgets(full, self.min_epochs, self.eta)
+        # One cell per distinct configuration (the first in grid order).
+        seen: set[str] = set()
+        for cell in space.cells():
+            key = runner.config(cell).key()
+            if key not in seen:
+                seen.add(key)
+                self.cells.append(cell)
+        self.runner = runner
+        return runner
+
+    def rung_sizes(self) -> list[int]:
+        """Configurations trained at each rung, for a complete run."""
+        sizes = [len(self.cells)]
+        for _ in self.budgets[1:]:
+            sizes.append(math.ceil(sizes[-1] / self.eta))
+        return sizes
+
+    @staticmethod
+    def label(rung: int, cell: dict) -> str:
+        """What a rung's trial claims."""
+        return f"rung {rung} {cell_key(cell)}"
+
+    def _results(self, trials: list, rung: int) -> dict[str, Optional[float]]:
+        """Cell key → mean CV accuracy at the rung's budget (``None``: diverged)."""
+        results: dict[str, Optional[float]] = {}
+        for trial in trials:
+            if trial.user_attrs.get("rung") != rung or not holds_claim(trial):
+                continue
+            if trial.state == TrialState.FAIL:
+                results[cell_key(trial.params)] = None
+            elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and \
+                    trial.user_attrs.get("accuracies"):
+                accuracies = trial.user_attrs["accuracies"]
+                results[cell_key(trial.params)] = sum(accuracies) / len(accuracies)
+        return results
+
+    def _rungs(self, study: optuna.Study):
+        """For each rung reached: its cells, the claims held, and its results."""
+        trials = study.get_trials(deepcopy=False)
+        held = {claim_of(t) for t in trials if holds_claim(t)}
+        cells = self.cells
+        for rung in range(len(self.budgets)):
+            stored = self._results(trials, rung)
+            results = {cell_key(c): stored[cell_key(c)] for c in cells if cell_key(c) in stored}
+            yield rung, cells, held, results
+            if len(results) < len(cells):
+                return
+            keep = math.ceil(len(cells) / self.eta)
+            order = {cell_key(c): i for i, c in enumerate(cells)}
+            ranked = sorted((c for c in cells if results[cell_key(c)] is not None),
+                            key=lambda c: (-results[cell_key(c)], order[cell_key(c)]))
+            cells = ranked[:keep]
+
+    def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
+        for rung, cells, held, results in self._rungs(study):
+            missing = [c for c in cells if self.label(rung, c) not in held]
+            if missing:
+                return [self._proposal(rung, c) for c in missing[:self.batch]]
+            if len(results) < len(cells):
+                return WAIT  # other workers are finishing this rung
+        return None
+
+    def _proposal(self, rung: int, cell: dict) -> Proposal:
+        budget = self.budgets[rung]
+        return Proposal(cell, {"rung": rung, "budget": budget}, claim=True,
+                        label=self.label(rung, cell), epochs=budget, curve=True,
+                        complete=budget == self.budgets[-1])
+
+    def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
+        return self._proposal(trial.user_attrs["rung"], dict(trial.params))
+
+    def progress(self, study: optuna.Study) -> tuple[int, int]:
+        done = 0
+        for rung, cells, held, results in self._rungs(study):
+            done += len(results)
+        return sum(self.rung_sizes()), done
+
+
+def run_halving(space: SearchSpace, settings: SearchSettings,
+                storage: optuna.storages.BaseStorage, study_name: str, min_epochs: int = 1,
+                eta: int = 3, progress: bool = True, stop: StopRequest = NEVER,
+                batching: str = "auto") -> SearchSummary:
+    """Successive halving over every cell of ``space`` up to the protocol's epochs.
+
+    Raises:
+        PairsearchError: If the study exists with another space or protocol, on bad
+            settings, or if the space varies the epochs.
+    """
+    return drive(HalvingStrategy(space, min_epochs, eta), space, settings, storage, study_name,
+                 progress, stop, batching)
+
+
+def survivors(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The study's full-budget trials (the configurations that survived every rung)."""
+    top = max((t.user_attrs.get("rung", -1) for t in study.get_trials(deepcopy=False)),
+              default=-1)
+    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.user_attrs.get("rung") == top]
+
+
+def describe_rungs(study: optuna.Study) -> list[dict]:
+    """Per rung: budget, configurations trained, best value (for summaries)."""
+    rows: dict[int, dict] = {}
+    for trial in study.get_trials(deepcopy=False):
+        rung = trial.user_attrs.get("rung")
+        if rung is None or not trial.user_attrs.get("accuracies"):
+            continue
+        row = rows.setdefault(rung, {"rung": rung, "budget": trial.user_attrs["budget"],
+                                     "configurations": 0, "best": 0.0})
+        accuracies = trial.user_attrs["accuracies"]
+        row["configurations"] += 1
+        row["best"] = max(row["best"], sum(accuracies) / len(accuracies))
+    return [rows[r] for r in sorted(rows)]
+

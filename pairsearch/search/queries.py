@@ -1,0 +1,77 @@
+"""Questions asked of stored studies, in one place: best trials, counts, names.
+
+Every reader (tables, reports, retests, experiment chains) asks here, so they agree
+on what "the best distinct configuration" of a study is.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Optional
+
+import optuna
+from optuna.trial import FrozenTrial, TrialState
+
+RETEST_SUFFIX = "-retest"
+
+
+def retest_study_name(study_name: str) -> str:
+    """The study a retest of ``study_name`` writes to."""
+    return f"{study_name}{RETEST_SUFFIX}"
+
+
+def config_key_of(trial: FrozenTrial) -> str:
+    """The configuration a trial trained (its ``config_key``; its params for trials stored
+    without one)."""
+    return trial.user_attrs.get("config_key") or str(sorted(trial.params.items()))
+
+
+def best_distinct_trials(study: optuna.Study, top: Optional[int] = None,
+                         with_runs: bool = False) -> list[FrozenTrial]:
+    """Complete trials, best first, one per configuration (the first that reached a value).
+
+    Ties go to the lower trial number. With ``with_runs``, only trials that stored their
+    per-run accuracies (those a box plot can show).
+
+    Args:
+        study: The study.
+        top: How many (all when ``None``).
+        with_runs: Keep only trials with per-run accuracies.
+    """
+    best: list[FrozenTrial] = []
+    seen: set[str] = set()
+    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    for trial in sorted(complete, key=lambda t: (-t.value, t.number)):
+        key = config_key_of(trial)
+        if key in seen or (with_runs and not run_accuracies(trial)):
+            continue
+        seen.add(key)
+        best.append(trial)
+        if top is not None and len(best) == top:
+            break
+    return best
+
+
+def best_trial(study: optuna.Study) -> Optional[FrozenTrial]:
+    """The best complete trial (lowest number among ties), or ``None``."""
+    found = best_distinct_trials(study, 1)
+    return found[0] if found else None
+
+
+def best_value(study: optuna.Study) -> Optional[float]:
+    """The best complete value, or ``None``."""
+    trial = best_trial(study)
+    return None if trial is None else trial.value
+
+
+def run_accuracies(trial: FrozenTrial) -> list[float]:
+    """Each fold's or run's accuracy stored with a trial."""
+    return trial.user_attrs.get("accuracies") or trial.user_attrs.get("test_accuracies") or []
+
+
+def state_counts(study: optuna.Study) -> dict[str, int]:
+    """Trials by state: ``complete``, ``failed``, ``pruned``, ``running``, ``waiting``."""
+    counts = Counter(t.state for t in study.get_trials(deepcopy=False))
+    return {"complete": counts[TrialState.COMPLETE], "failed": counts[TrialState.FAIL],
+            "pruned": counts[TrialState.PRUNED], "running": counts[TrialState.RUNNING],
+            "waiting": counts[TrialState.WAITING]}

@@ -1,0 +1,189 @@
+"""Report 002's second stage: the best configurations of a search, measured again.
+
+The ``top`` best distinct configurations of a study are re-run with K-fold CV
+(K = 10 by default) on the training pairs, into the study ``NAME-retest`` (value =
+mean K-fold accuracy). The configuration with the best K-fold accuracy is the one
+chosen; only it is then trained on all training pairs and scored on the test pairs
+(``repeats`` trainings on each of ``draws`` draws of the pairs), once. The test pairs
+never choose: the other configurations are never scored on them. The chosen
+configuration and its test scores are stored as the retest study's ``chosen``
+attribute.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from pairsearch.errors import BadValue, PairsearchError
+from pairsearch.evaluation import Protocol, evaluate
+from pairsearch.search.driver import Strategy, drive
+from pairsearch.search.queries import best_distinct_trials, best_trial, retest_study_name
+from pairsearch.search.runner import Proposal, Runner, SearchSettings
+from pairsearch.search.space import SearchSpace, space_from_dict
+from pairsearch.search.storage import load_existing, study_meta
+from pairsearch.search.workers import NEVER, StopRequest
+
+
+class RetestStrategy(Strategy):
+    """Proposes the best distinct configurations of a source study not retested yet.
+
+    Args:
+        source: The searched study.
+        top: How many distinct configurations to retest.
+        test_repeats: Trainings of the chosen configuration on each draw, scored on the
+            test pairs.
+        test_draws: Draws of the pairs for the chosen configuration's test.
+    """
+
+    name = "retest"
+
+    def __init__(self, source: optuna.Study, top: int, test_repeats: int,
+                 test_draws: int) -> None:
+        self.source = source
+        self.best = best_distinct_trials(source, top)
+        if not self.best:
+            raise PairsearchError(f"study {source.study_name!r} has no complete trial to "
+                                  "retest")
+        self.test_repeats = test_repeats
+        self.test_draws = test_draws
+
+    def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
+        protocol: dict[str, Any] = {**settings.protocol_meta(), "test_repeats": self.test_repeats}
+        if self.test_draws != 1:
+            protocol["test_draws"] = self.test_draws
+        return {"strategy": self.name, "space": study_meta(self.source)["space"],
+                "protocol": protocol}
+
+    def _done(self, study: optuna.Study) -> set[int]:
+        return {t.user_attrs.get("source_trial") for t in study.get_trials(
+            deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))}
+
+    def propose(self, study: optuna.Study) -> Optional[Sequence[Proposal]]:
+        done = self._done(study)
+        todo = [t for t in self.best if t.number not in done]
+        if not todo:
+            return None
+        return [Proposal(dict(t.params), {"source_trial": t.number, "search_value": t.value},
+                         claim=True, label=f"source trial {t.number}") for t in todo]
+
+    def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
+        number = trial.user_attrs["source_trial"]
+        return Proposal(dict(trial.params), {"source_trial": number,
+                                             "search_value": trial.user_attrs["search_value"]},
+                        claim=True, label=f"source trial {number}")
+
+    def progress(self, study: optuna.Study) -> tuple[int, int]:
+        done = self._done(study)
+        return len(self.best), sum(t.number in done for t in self.best)
+
+
+def source_settings(source: optuna.Study, folds: int, device: str = "auto",
+                    precision: str = "auto", draws: int = 1) -> tuple[SearchSpace, SearchSettings]:
+    """The space and the protocol of a searched study, with K-fold ``folds``.
+
+    Raises:
+        PairsearchError: If the study is not a pairsearch search study.
+    """
+    meta = study_meta(source)
+    if "space" not in meta:
+        raise PairsearchError(f"study {source.study_name!r} is not a pairsearch search study")
+    space = space_from_dict(source.study_name, json.loads(meta["space"]))
+    protocol = meta["protocol"]
+    settings = SearchSettings(folds=folds, epochs=protocol.get("epochs"), seed=protocol["seed"],
+                              data=protocol["data"], device=device, precision=precision,
+                              train_pairs=protocol["train_pairs"],
+                              test_pairs=protocol["test_pairs"],
+                              inputs=protocol.get("inputs", "standardised"))
+    return space, settings
+
+
+def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, folds: int = 10,
+           repeats: int = 10, device: str = "auto", precision: str = "auto", draws: int = 1,
+           progress: bool = False, stop: StopRequest = NEVER) -> pd.DataFrame:
+    """Retest the ``top`` best configurations of a study; test the one K-fold CV chooses.
+
+    Args:
+        storage: Where the study lives.
+        study_name: The searched study.
+        top: How many distinct configurations to retest.
+        folds: K of the retest's cross-validation (the choice).
+        repeats: Trainings of the chosen configuration per draw, scored on the test pairs.
+        device: Where to train.
+        precision: ``auto``, ``fp32`` or ``bf16`` (``evaluation.precision``).
+        draws: Draws of the pairs for the chosen configuration's test.
+        progress: Show a progress bar.
+        stop: Checked between trials.
+
+    Returns:
+        One row per configuration: search accuracy, K-fold accuracy, and the test accuracy
+        of the chosen one.
+
+    Raises:
+        PairsearchError: If the study is missing, not a pairsearch search, or empty, or a
+            value is out of range.
+    """
+    if top < 1:
+        raise BadValue("top", top, "needs at least 1")
+    if folds < 2:
+        raise BadValue("folds", folds, "K-fold needs K >= 2")
+    if repeats < 1:
+        raise BadValue("repeats", repeats, "needs at least 1")
+    source = load_existing(storage, study_name)
+    space, settings = source_settings(source, folds, device, precision)
+    strategy = RetestStrategy(source, top, repeats, draws)
+    target_name = retest_study_name(study_name)
+    drive(strategy, space, settings, storage, target_name, progress, stop, batching="off")
+    target = optuna.load_study(study_name=target_name, storage=storage)
+    if not stop.requested:
+        score_chosen(target, space, replace(settings, kind="test", repeats=repeats, draws=draws))
+    return retest_table(target, folds)
+
+
+def score_chosen(target: optuna.Study, space: SearchSpace, settings: SearchSettings) -> None:
+    """Score the retest's chosen configuration on the test pairs, once (kept if done)."""
+    chosen = best_trial(target)
+    if chosen is None:
+        return
+    stored = target.user_attrs.get("chosen") or {}
+    if stored.get("retest_trial") == chosen.number:
+        return
+    runner = Runner(space, settings)
+    config = runner.config(dict(chosen.params))
+    result = evaluate(config, runner.draws if len(runner.draws) > 1 else runner.data,
+                      settings.protocol, settings.seed, runner.device, precision=runner.precision)
+    report = result.to_dict()
+    target.set_user_attr("chosen", {
+        "retest_trial": chosen.number, "source_trial": chosen.user_attrs.get("source_trial"),
+        "params": dict(chosen.params), "cv_accuracy": chosen.value,
+        "test_accuracy_mean": report["accuracy_mean"], "test_accuracy_std": report["accuracy_std"],
+        "test_accuracies": report["accuracies"], "test_draw_means": report["draw_means"],
+        "test_f1_mean": report["f1_mean"], "test_digit_accuracy_mean": report["digit_accuracy_mean"],
+        "test_protocol": report["protocol"], "failed": report["failed"],
+        "device": report["device"], "precision": report["precision"],
+        "train_seconds": report["train_seconds"]})
+
+
+def retest_table(target: optuna.Study, folds: Optional[int] = None) -> pd.DataFrame:
+    """One row per retested configuration, best K-fold accuracy first; the chosen one has its
+    test scores."""
+    chosen = target.user_attrs.get("chosen") or {}
+    folds = folds or study_meta(target).get("protocol", {}).get("folds")
+    rows = []
+    for trial in sorted(target.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                        key=lambda t: (-t.value, t.number)):
+        is_chosen = chosen.get("retest_trial") == trial.number
+        rows.append({"trial": trial.user_attrs.get("source_trial"), **trial.params,
+                     "search_acc": trial.user_attrs.get("search_value"),
+                     f"cv{folds}_acc": trial.value,
+                     f"cv{folds}_std": trial.user_attrs.get("accuracy_std"),
+                     "chosen": "yes" if is_chosen else "",
+                     "test_acc": chosen.get("test_accuracy_mean") if is_chosen else np.nan,
+                     "test_std": chosen.get("test_accuracy_std") if is_chosen else np.nan})
+    return pd.DataFrame(rows)
