@@ -1,0 +1,101 @@
+"""Running an experiment: each stage in order, each into its own resumable study."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Optional
+
+import optuna
+
+from pairsearch.experiments.chaining import stage_space, study_name
+from pairsearch.experiments.schema import GENETIC_KEYS, Experiment, Stage
+from pairsearch.names import DEFAULT_SOURCE
+from pairsearch.search.genetic import GeneticSettings, run_genetic
+from pairsearch.search.queries import retest_study_name
+from pairsearch.search.retest import retest
+from pairsearch.search.runner import SearchSettings
+from pairsearch.search.space import SearchSpace
+from pairsearch.search.strategies import run_grid, run_tpe
+from pairsearch.search.workers import NEVER, StopRequest
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """What the command line adds to an experiment.
+
+    Attributes:
+        seed: Seed of the pairs, folds and initialisations.
+        data: Digit source spec.
+        device: Device name.
+        precision: ``auto``, ``fp32`` or ``bf16`` (``evaluation.precision``).
+        progress: Show progress bars.
+    """
+
+    seed: int = 0
+    data: str = DEFAULT_SOURCE
+    device: str = "auto"
+    precision: str = "auto"
+    progress: bool = True
+
+
+def stage_study_name(experiment: Experiment, stage: Stage) -> str:
+    """The study holding a stage's results (a retest's is its source's retest study)."""
+    if stage.kind == "retest":
+        return retest_study_name(study_name(experiment, Stage(stage.get("of"), "grid")))
+    return study_name(experiment, stage)
+
+
+def stage_settings(stage: Stage, options: RunOptions) -> SearchSettings:
+    """The protocol of a search or test stage."""
+    test = stage.kind == "test"
+    return SearchSettings(
+        folds=int(stage.get("folds", 3)), epochs=stage.get("epochs"), seed=options.seed,
+        data=options.data, device=options.device, precision=options.precision,
+        train_pairs=int(stage.get("train_pairs", 1000)),
+        test_pairs=int(stage.get("test_pairs", 1000)), kind="test" if test else "cv",
+        repeats=int(stage.get("repeats", 1)), draws=int(stage.get("draws", 1)) if test else 1,
+        inputs=str(stage.get("inputs", "standardised")))
+
+
+def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
+                   options: RunOptions, stop: Optional[StopRequest] = None,
+                   report: Callable[[str], None] = print) -> list[str]:
+    """Run (or resume) every stage in order; returns the studies written.
+
+    Raises:
+        PairsearchError: On a bad stage, or a study made with other settings.
+    """
+    stop = stop or NEVER
+    spaces: dict[str, SearchSpace] = {}
+    studies = []
+    for stage in experiment.stages:
+        if stop.requested:
+            break
+        name = stage_study_name(experiment, stage)
+        report(f"== {experiment.name}: stage {stage.name} ({stage.kind}) -> study {name}")
+        if stage.kind == "retest":
+            source = study_name(experiment, Stage(stage.get("of"), "grid"))
+            table = retest(storage, source, int(stage.get("top", 3)), int(stage.get("folds", 10)),
+                           int(stage.get("repeats", 10)), options.device, options.precision,
+                           int(stage.get("draws", 1)), options.progress, stop)
+            report(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
+            studies.append(name)
+            continue
+        space = stage_space(experiment, stage, storage, spaces)
+        spaces[stage.name] = space
+        settings = stage_settings(stage, options)
+        if stage.kind in ("grid", "test"):
+            summary = run_grid(space, settings, storage, name, progress=options.progress,
+                               stop=stop, strategy=stage.kind)
+        elif stage.kind == "tpe":
+            summary = run_tpe(space, settings, storage, name, int(stage.get("trials", 50)),
+                              progress=options.progress, stop=stop)
+        else:
+            genetic = GeneticSettings(**{k: stage.get(k) for k in GENETIC_KEYS
+                                         if stage.get(k) is not None})
+            summary = run_genetic(space, settings, genetic, storage, name,
+                                  progress=options.progress, stop=stop)
+        studies.append(name)
+        report(f"{summary.trials} trials; trained {summary.evaluated}, reused "
+               f"{summary.reused}, failed {summary.failed}; best {summary.best_value}")
+    return studies

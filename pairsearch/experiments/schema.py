@@ -1,0 +1,206 @@
+"""Experiment files: what a TOML experiment may hold, checked before anything runs.
+
+An experiment is a list of stages, each stored as one Optuna study named
+``EXPERIMENT-STAGE`` (``EXPERIMENT-quick-STAGE`` with ``--quick``):
+
+=========  ======================================================================
+kind       what the stage does
+=========  ======================================================================
+grid       every cell of its space, scored by K-fold CV on the training pairs
+tpe        Optuna TPE for ``trials`` trials (CV)
+genetic    report 002's genetic algorithm (CV): ``pop``, ``gens``, ...
+test       every cell trained ``repeats`` times on all training pairs, on each of
+           ``draws`` draws of the pairs, and scored on the test pairs (the reports'
+           protocol)
+retest     the ``top`` best configurations of stage ``of`` with K=10 CV; the one it
+           chooses is scored on the test pairs (report 002's second stage)
+=========  ======================================================================
+
+A stage's space is a shipped space (``space = "report002"``) or its own
+``params`` / ``fixed`` / ``variants`` / ``budget`` tables (see ``search.space``).
+``best_of`` and ``base`` chain stages (``experiments.chaining``). A stage's
+``reported`` table holds the report's published figures for its rows, which
+``pairsearch run EXPERIMENT --table`` sets beside ours (``experiments.tables``).
+
+``[quick]`` (and a stage's own ``quick`` table) holds a reduced budget that
+``--quick`` applies on top, so a user sees an experiment work in minutes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Optional
+
+from pairsearch.errors import PairsearchError
+from pairsearch.toml_files import read_toml, shipped
+
+KINDS = ("grid", "tpe", "genetic", "test", "retest")
+SELECT = ("cv", "test")
+PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "draws", "inputs"}
+GENETIC_KEYS = {"pop", "gens", "survivors", "diversity", "individuality", "mutation"}
+SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
+REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
+                 "seconds", "note"}
+_STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "top", "trials",
+                "quick", "select", "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS)
+_DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of an experiment (a table of the TOML file, overrides applied).
+
+    Attributes:
+        name: Stage name; its study is ``EXPERIMENT-NAME``.
+        kind: grid, tpe, genetic, test or retest.
+        settings: The stage's keys (protocol, space, chaining, strategy options).
+    """
+
+    name: str
+    kind: str
+    settings: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """A setting of the stage."""
+        return self.settings.get(key, default)
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """A named list of stages.
+
+    Attributes:
+        name: File stem (``report000``); with ``--quick``, ``report000-quick``.
+        description: One line.
+        stages: In order.
+        report: The report it reproduces (``[report]``: ``title``, ``source``).
+        companion_of: For an improved companion, the faithful experiment it stands beside.
+    """
+
+    name: str
+    description: str
+    stages: tuple[Stage, ...]
+    report: Mapping[str, Any] = field(default_factory=dict)
+    companion_of: Optional[str] = None
+
+
+def list_experiments() -> list[str]:
+    """Names of the experiments shipped with pairsearch."""
+    return shipped("experiments")
+
+
+def load_experiment(spec: str, quick: bool = False,
+                    overrides: Optional[Mapping[str, Any]] = None,
+                    prefix: Optional[str] = None) -> Experiment:
+    """A shipped experiment by name, or a TOML file by path.
+
+    Args:
+        spec: ``report000`` ... or a path.
+        quick: Apply the file's reduced budget (``[quick]`` and each stage's ``quick``).
+        overrides: Protocol settings for every stage, applied last (``epochs``,
+            ``train_pairs``, ``test_pairs``, ``draws``).
+        prefix: Study-name prefix (default: the name, with ``-quick`` under ``quick``).
+
+    Raises:
+        PairsearchError: If the file is missing or invalid; the message names the stage
+            and key.
+    """
+    name, document = read_toml(spec, "experiments", "experiment")
+    return experiment_from_dict(name, document, quick, overrides, prefix)
+
+
+def _check_reported(name: str, stage: str, reported: Any) -> None:
+    if not isinstance(reported, dict) or not all(isinstance(v, dict) for v in reported.values()):
+        raise PairsearchError(f"experiment {name!r}, stage {stage!r}: reported must hold one "
+                              "[stages.reported.ROW] table per row")
+    for row, figures in reported.items():
+        bad = sorted(set(figures) - REPORTED_KEYS)
+        if bad:
+            raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
+                                  f"{row!r}: unknown key {bad[0]!r} (valid: "
+                                  f"{', '.join(sorted(REPORTED_KEYS))})")
+
+
+def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = False,
+                         overrides: Optional[Mapping[str, Any]] = None,
+                         prefix: Optional[str] = None) -> Experiment:
+    """Build and check an experiment from a parsed TOML document.
+
+    Raises:
+        PairsearchError: On an unknown table or key, a bad kind, or a reference to a
+            stage that does not come earlier.
+    """
+    unknown = sorted(set(document) - _DOCUMENT_KEYS)
+    if unknown:
+        raise PairsearchError(f"experiment {name!r}: unknown key {unknown[0]!r} (expected "
+                              "description, [report], [defaults], [quick], [[stages]])")
+    tables = document.get("stages")
+    if not isinstance(tables, list) or not tables:
+        raise PairsearchError(f"experiment {name!r} has no [[stages]]")
+    defaults = dict(document.get("defaults", {}))
+    quick_table = dict(document.get("quick", {})) if quick else {}
+    stages: list[Stage] = []
+    for table in tables:
+        stage_name = table.get("name")
+        if not isinstance(stage_name, str) or not stage_name:
+            raise PairsearchError(f"experiment {name!r}: every stage needs a name")
+        bad = sorted(set(table) - _STAGE_KEYS)
+        if bad:
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: unknown key "
+                                  f"{bad[0]!r}")
+        kind = table.get("kind")
+        if kind not in KINDS:
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: bad kind "
+                                  f"{kind!r}; valid: {', '.join(KINDS)}")
+        if table.get("select", "cv") not in SELECT:
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: bad select "
+                                  f"{table.get('select')!r}; valid: {', '.join(SELECT)}")
+        if "reported" in table:
+            _check_reported(name, stage_name, table["reported"])
+        settings = {**{k: v for k, v in defaults.items() if k in PROTOCOL_KEYS},
+                    **{k: v for k, v in table.items() if k not in ("name", "kind", "quick")}}
+        if quick:
+            own = dict(table.get("quick", {}))
+            settings.update({k: v for k, v in quick_table.items() if k in PROTOCOL_KEYS
+                             or k in GENETIC_KEYS or k in ("top", "trials")})
+            if {"params", "variants"} & set(own):
+                settings.pop("space", None)  # the quick space replaces the shipped one
+            settings.update(own)
+        settings.update(overrides or {})
+        earlier = {s.name: s for s in stages}
+        for key in ("best_of", "base", "of"):
+            ref = settings.get(key)
+            if ref is None:
+                continue
+            if ref not in earlier:
+                raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: {key} = "
+                                      f"{ref!r} is not an earlier stage")
+            if earlier[ref].kind == "retest":
+                raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: {key} = "
+                                      f"{ref!r} is a retest, which has no space of its own")
+            if key != "of" and earlier[ref].kind == "test" and settings.get("select") != "test":
+                raise PairsearchError(
+                    f"experiment {name!r}, stage {stage_name!r}: {key} = {ref!r} would choose "
+                    "by test accuracy; choose from a CV stage, or write select = \"test\" to "
+                    "reproduce a report that chose on its test pairs")
+        if kind == "retest" and "of" not in settings:
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: a retest needs "
+                                  "of = \"STAGE\"")
+        if kind != "retest" and not (SPACE_KEYS & set(settings)) and "best_of" not in settings:
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: no space "
+                                  "(space = NAME, [params] or best_of = STAGE)")
+        stages.append(Stage(stage_name, kind, settings))
+    return Experiment(prefix or (f"{name}-quick" if quick else name),
+                      str(document.get("description", "")), tuple(stages),
+                      dict(document.get("report", {})), document.get("companion_of"))
+
+
+def describe(experiment: Experiment) -> str:
+    """One line per stage: name, kind and its main settings."""
+    lines = [f"{experiment.name}: {experiment.description}"]
+    for stage in experiment.stages:
+        keys = {k: v for k, v in stage.settings.items()
+                if k not in ("params", "variants", "fixed", "description", "reported")}
+        lines.append(f"  {stage.name} ({stage.kind}): {json.dumps(keys, sort_keys=True)}")
+    return "\n".join(lines)

@@ -1,0 +1,150 @@
+"""The reproduction table: each report row's published figures beside ours.
+
+A stage's ``[stages.reported.ROW]`` tables hold what the report printed for a row:
+``mean`` accuracy in % (or ``error`` in %, turned into 100 − error), ``std`` or
+``variance`` (%²), ``params``, ``f1``, ``digit_accuracy``, ``seconds``, ``note``.
+``reproduction_table`` reads the stored studies (it trains nothing) and matches each
+row to a trial:
+
+- ``best``: the stage's best trial; ``KEY=VALUE``: the best trial with that setting
+  (e.g. ``model=naive``); ``chosen`` (retest stages): the configuration the retest chose;
+- anything else: the trial whose cell reads as the row, its values joined by ``/``
+  (the variant first, then the other dimensions in alphabetical order), e.g.
+  ``model_1_ws`` or ``adam/leaky_relu``.
+
+Verdict: ``within`` when |ours − report| ≤ 2σ, with σ the larger of the two
+run-to-run standard deviations (a row's own spread, not the error of its mean),
+else ``above`` or ``below``; ``not run`` when the study holds no such trial.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Optional
+
+import numpy as np
+import optuna
+import pandas as pd
+from optuna.trial import FrozenTrial, TrialState
+
+from pairsearch.experiments.running import stage_study_name
+from pairsearch.experiments.schema import Experiment, Stage
+from pairsearch.search.queries import best_distinct_trials
+
+COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
+           "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
+           "seconds", "report_seconds", "verdict", "note"]
+
+
+def row_label(params: dict[str, Any]) -> str:
+    """A cell's values joined by ``/``: the variant first, then the rest by name."""
+    keys = (["variant"] if "variant" in params else []) + sorted(k for k in params
+                                                                 if k != "variant")
+    return "/".join(str(params[k]) for k in keys)
+
+
+def _report_figures(figures: dict[str, Any]) -> tuple[Optional[float], Optional[float]]:
+    mean = figures.get("mean")
+    if mean is None and figures.get("error") is not None:
+        mean = 100.0 - float(figures["error"])
+    std = figures.get("std")
+    if std is None and figures.get("variance") is not None:
+        std = math.sqrt(float(figures["variance"]))
+    return (None if mean is None else float(mean)), (None if std is None else float(std))
+
+
+def _match(study: optuna.Study, stage: Stage, row: str) -> Optional[FrozenTrial]:
+    complete = best_distinct_trials(study)
+    if row == "chosen":
+        chosen = study.user_attrs.get("chosen") or {}
+        return next((t for t in complete if t.number == chosen.get("retest_trial")), None)
+    if row == "best":
+        return complete[0] if complete else None
+    if "=" in row:
+        key, _, value = row.partition("=")
+        return next((t for t in complete if str(t.params.get(key)) == value), None)
+    return next((t for t in complete if row_label(t.params) == row), None)
+
+
+def verdict(report_mean: Optional[float], report_std: Optional[float], mean: Optional[float],
+            std: Optional[float]) -> str:
+    """``within`` 2σ, ``above``, ``below`` or ``not run`` (σ: the larger run-to-run std)."""
+    if mean is None:
+        return "not run"
+    if report_mean is None:
+        return "no report figure"
+    sigma = max(report_std or 0.0, std or 0.0)
+    difference = mean - report_mean
+    if abs(difference) <= 2 * sigma or (sigma == 0 and abs(difference) < 0.05):
+        return "within"
+    return "above" if difference > 0 else "below"
+
+
+def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStorage
+                      ) -> list[dict[str, Any]]:
+    """One dictionary per reported row of every stage (``COLUMNS``)."""
+    names = {s.study_name for s in storage.get_all_studies()}
+    rows = []
+    for stage in experiment.stages:
+        reported = stage.get("reported") or {}
+        if not reported:
+            continue
+        name = stage_study_name(experiment, stage)
+        study = optuna.load_study(study_name=name, storage=storage) if name in names else None
+        draws = int(stage.get("draws", 1))
+        for row, figures in reported.items():
+            report_mean, report_std = _report_figures(figures)
+            trial = _match(study, stage, row) if study is not None else None
+            ours: dict[str, Any] = {}
+            if trial is not None:
+                attrs = trial.user_attrs
+                if stage.kind == "retest" or stage.kind in ("grid", "tpe", "genetic"):
+                    mean = 100 * trial.value
+                    std = None if attrs.get("accuracy_std") is None else 100 * attrs["accuracy_std"]
+                else:
+                    accuracies = np.asarray(attrs.get("accuracies") or [np.nan]) * 100
+                    mean = float(np.mean(accuracies))
+                    std = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
+                ours = {"mean": mean, "std": std, "runs": len(attrs.get("accuracies") or []),
+                        "draws": draws if stage.kind == "test" else 1,
+                        "params": attrs.get("params"),
+                        "f1": None if attrs.get("f1_mean") is None else 100 * attrs["f1_mean"],
+                        "digit_acc": None if attrs.get("digit_accuracy_mean") is None
+                        else 100 * attrs["digit_accuracy_mean"],
+                        "seconds": attrs.get("train_seconds")}
+            rows.append({
+                "stage": stage.name, "row": row, "report_mean": report_mean,
+                "report_std": report_std, "mean": ours.get("mean"), "std": ours.get("std"),
+                "runs": ours.get("runs"), "draws": ours.get("draws"),
+                "params": ours.get("params"), "report_params": figures.get("params"),
+                "f1": ours.get("f1"), "report_f1": figures.get("f1"),
+                "digit_acc": ours.get("digit_acc"),
+                "report_digit_acc": figures.get("digit_accuracy"),
+                "seconds": ours.get("seconds"), "report_seconds": figures.get("seconds"),
+                "verdict": verdict(report_mean, report_std, ours.get("mean"), ours.get("std")),
+                "note": figures.get("note", "")})
+    return rows
+
+
+def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStorage
+                       ) -> pd.DataFrame:
+    """``reproduction_rows`` as a table."""
+    return pd.DataFrame(reproduction_rows(experiment, storage), columns=COLUMNS)
+
+
+def experiment_times(experiment: Experiment, storage: optuna.storages.BaseStorage
+                     ) -> dict[str, Any]:
+    """Wall seconds in the experiment's trials (Σ trial durations) and the devices used."""
+    names = {s.study_name for s in storage.get_all_studies()}
+    seconds, devices = 0.0, set()
+    for stage in experiment.stages:
+        name = stage_study_name(experiment, stage)
+        if name not in names:
+            continue
+        for trial in optuna.load_study(study_name=name, storage=storage).get_trials(
+                deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)):
+            if trial.datetime_start and trial.datetime_complete:
+                seconds += (trial.datetime_complete - trial.datetime_start).total_seconds()
+            if trial.user_attrs.get("device"):
+                devices.add(f"{trial.user_attrs['device']} ({trial.user_attrs.get('precision')})")
+    return {"seconds": seconds, "devices": sorted(devices)}
