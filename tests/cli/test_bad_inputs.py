@@ -21,7 +21,9 @@ import torch
 
 from pairsearch.cli import main
 
-TABLE = Path(__file__).resolve().parents[1] / "docs" / "bad_inputs.md"
+pytestmark = pytest.mark.process  # pairsearch runs in subprocesses here
+
+TABLE = Path(__file__).resolve().parents[2] / "docs" / "bad_inputs.md"
 ROW = re.compile(r"^\| (\d+) \| [^|]+ \| `([^`]+)` \| `([^`]+)` \|$")
 
 

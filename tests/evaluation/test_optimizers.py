@@ -69,6 +69,7 @@ def test_unknown_name_lists_the_valid_ones() -> None:
         make_optimizer("rmsprop", weights(0), 0.1)
 
 
+@pytest.mark.process
 def test_training_does_not_import_dynamo() -> None:
     # Importing torch._dynamo costs 1.2-1.7 s of every command's start-up on 2 cores.
     code = ("import sys, torch\n"

@@ -109,12 +109,16 @@ def test_stages_chain_through_their_studies(tmp_path):
     again = []
     run_experiment(experiment, storage, RunOptions(device="cpu", progress=False),
                    report=again.append)
-    assert all("trained 0" in line for line in again if "trials;" in line)
+    summaries = [line for line in again if line.startswith(("==", "Stage"))
+                 or "trials; trained" in line]
+    assert len([line for line in summaries if "trials; trained" in line]) == 3, again
+    assert all("trained 0," in line for line in summaries if "trials; trained" in line), again
     report = write_experiment_report(experiment, storage, tmp_path / "out")
     text = report.read_text()
     assert "## Stage `test` (test)" in text and (tmp_path / "out" / "test_accuracy.png").exists()
 
 
+@pytest.mark.process
 def test_run_command_quick_and_list(tmp_path):
     listed = subprocess.run([sys.executable, "-m", "pairsearch", "run", "--list"],
                             capture_output=True, text=True, cwd=tmp_path)
@@ -126,7 +130,8 @@ def test_run_command_quick_and_list(tmp_path):
     study = optuna.load_study(study_name="report004-quick-models",
                               storage=f"sqlite:///{tmp_path / 'studies.db'}")
     assert len(study.trials) == 8
-    assert all("drawn afresh" in t.user_attrs["data"] for t in study.trials)
+    assert all("2 draws" in t.user_attrs["data"] for t in study.trials)
+    assert all(len(t.user_attrs["draw_means"]) == 2 for t in study.trials)
     assert (tmp_path / "rep" / "report004-quick.md").exists()
     bad = subprocess.run([sys.executable, "-m", "pairsearch", "run", "report999"],
                          capture_output=True, text=True, cwd=tmp_path)

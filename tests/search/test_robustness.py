@@ -56,6 +56,7 @@ open_storage(sys.argv[1])
 """
 
 
+@pytest.mark.process
 def test_many_processes_create_one_new_database_at_once(tmp_path):
     """Optuna's schema creation races between processes; every opener must still succeed."""
     url = f"sqlite:///{tmp_path / 'new.db'}"
@@ -67,6 +68,7 @@ def test_many_processes_create_one_new_database_at_once(tmp_path):
     assert optuna.get_all_study_summaries(url) == []
 
 
+@pytest.mark.process
 def test_sigkill_at_several_points_then_resume(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     hits = 0
@@ -110,6 +112,7 @@ run_grid(space, SearchSettings(folds=2, epochs=1, train_pairs=100, device="cpu")
 """
 
 
+@pytest.mark.process
 def test_a_worker_killed_right_after_ask_leaves_no_cell_stuck(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     died = subprocess.run([sys.executable, "-c", DIE_AFTER_ASK, url], capture_output=True,
@@ -133,6 +136,7 @@ def test_an_unlabelled_running_trial_is_failed_only_when_old(tmp_path, monkeypat
     assert study.trials[0].state == TrialState.FAIL
 
 
+@pytest.mark.process
 def test_sigint_stops_between_trials_and_resumes(tmp_path):
     url = f"sqlite:///{tmp_path / 'studies.db'}"
     process = start(tmp_path)
@@ -160,10 +164,12 @@ def _concurrent(tmp_path, url: str, workers: int) -> None:
     assert not [t for t in trials(url) if t.state in (TrialState.RUNNING, TrialState.WAITING)]
 
 
+@pytest.mark.process
 def test_four_processes_on_one_sqlite_study(tmp_path):
     _concurrent(tmp_path, f"sqlite:///{tmp_path / 'studies.db'}", 4)
 
 
+@pytest.mark.process
 def test_workers_flag(tmp_path):
     process = start(tmp_path, "--workers", "3", "--epochs", "15", "--train-pairs", "500")
     out, err = process.communicate(timeout=600)
@@ -174,6 +180,7 @@ def test_workers_flag(tmp_path):
                 if t.state == TrialState.COMPLETE}) >= 2
 
 
+@pytest.mark.process
 @pytest.mark.skipif(not os.environ.get("PAIRSEARCH_TEST_POSTGRES"),
                     reason="PAIRSEARCH_TEST_POSTGRES (a PostgreSQL URL) not set")
 def test_workers_on_postgresql(tmp_path):
@@ -220,6 +227,7 @@ def test_same_command_same_seed_same_values(tmp_path):
     assert values[0] == values[1]
 
 
+@pytest.mark.process
 def test_two_tpe_processes_share_one_study(tmp_path):
     space = tmp_path / "space.toml"
     space.write_text(SPACE)
