@@ -12,7 +12,7 @@ from torch import nn
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "selu"]
 Branch = Literal["cnn", "mlp"]
-HeadInput = Literal["probs", "logits"]
+Head = Literal["probs_mlp", "logits_mlp", "logits_linear"]
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,

@@ -18,7 +18,7 @@ from pairsearch.models.blocks import (
     ConvStack,
     Dropout,
     ElmanRNN,
-    HeadInput,
+    Head,
     ModelOutput,
     PatchConv2d,
     cnn_branch,
@@ -120,25 +120,29 @@ def cnn_aux1(*, channels: tuple[int, ...] = (32, 64, 128), hidden: tuple[int, ..
 
 
 class TwoBranchNet(nn.Module):
-    """Digit a → branch_a, digit b → branch_b, concatenated → comparison head.
+    """Digit a → branch_a, digit b → branch_b, the two outputs → comparison head.
 
-    With ``shared=True`` both digits go through the same branch (weight sharing,
-    in one batched call). With ``digit_heads=True`` the 10 branch outputs are
-    the digit logits that an auxiliary loss trains. The head reads the softmax
-    of the branch outputs (``head_input="probs"``) or the raw outputs
-    (``"logits"``): on 1000 pairs, 25 epochs, siamese_aux reached 96–97% test
-    accuracy with probabilities against 88–91% with logits (docs/results.md).
+    With ``shared=True`` both digits go through the same branch (weight sharing, in one
+    batched call). With ``digit_heads=True`` the 10 branch outputs are the digit logits
+    that an auxiliary loss trains. The head (``make_head``):
+
+    - ``probs_mlp`` (ours, the default): the softmax of both outputs → Linear(20, hidden)
+      → act → Linear(hidden, 2). On 1000 pairs, 25 epochs, siamese_aux reached 96–97% test
+      accuracy with it against 88–91% with logits (docs/results.md);
+    - ``logits_mlp``: the same MLP on the raw outputs;
+    - ``logits_linear``: one Linear(20, 2) on the concatenated outputs (reports 001 and 004
+      compare the two digits "in the last layer").
     """
 
-    def __init__(self, make_branch, shared: bool, digit_heads: bool, head_hidden: int,
-                 act: str, head_input: str = "probs") -> None:
+    def __init__(self, make_branch, shared: bool, digit_heads: bool, head: str,
+                 head_hidden: int, act: str) -> None:
         super().__init__()
         self.shared = shared
         self.digit_heads = digit_heads
-        self.head_probs = head_input == "probs"
+        self.head_probs = head == "probs_mlp"
         self.branch_a = make_branch()
         self.branch_b = self.branch_a if shared else make_branch()
-        self.head = mlp(2 * NUM_CLASSES, [head_hidden], 2, act)
+        self.head = make_head(head, 2 * NUM_CLASSES, head_hidden, act)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         a, b = split_pair(x)
@@ -150,6 +154,13 @@ class TwoBranchNet(nn.Module):
         if self.digit_heads:
             return ModelOutput(pair, out_a, out_b)
         return ModelOutput(pair)
+
+
+def make_head(head: str, in_features: int, hidden: int, act: str) -> nn.Module:
+    """The comparison head: an MLP with one hidden layer, or one linear layer."""
+    if head == "logits_linear":
+        return nn.Linear(in_features, 2)
+    return mlp(in_features, [hidden], 2, act)
 
 
 def _head_features(out_a: torch.Tensor, out_b: torch.Tensor, probs: bool) -> torch.Tensor:
@@ -168,9 +179,9 @@ def _branch_factory(branch: str, channels: tuple[int, ...], hidden: tuple[int, .
 
 def _two_branch(shared: bool, digit_heads: bool, branch: str, channels: tuple[int, ...],
                 hidden: tuple[int, ...], head_hidden: int, act: str, batchnorm: bool,
-                dropout: float, head_input: str) -> TwoBranchNet:
+                dropout: float, head: str) -> TwoBranchNet:
     make = _branch_factory(branch, channels, hidden, act, batchnorm, dropout)
-    return TwoBranchNet(make, shared, digit_heads, head_hidden, act, head_input)
+    return TwoBranchNet(make, shared, digit_heads, head, head_hidden, act)
 
 
 # The four two-branch models share one signature; ``hidden`` is the CNN branch's
@@ -179,56 +190,106 @@ _TWO_BRANCH_DOC = """
 
     Options: ``branch`` cnn (report 000 model_1 branch: Conv(1,16,2) → Conv(16,32,2)
     → MaxPool → Linear(1152,24) → 10) or mlp (196 → ``hidden`` → 10, reports 003/004);
-    head: softmax of both branch outputs (``head_input=probs``; ``logits`` feeds them raw)
-    → Linear(20, ``head_hidden``) → act → Linear(·, 2).
+    ``head`` probs_mlp (softmax of both branch outputs → Linear(20, ``head_hidden``) → act →
+    Linear(·, 2)), logits_mlp (the raw outputs into that MLP) or logits_linear (one
+    Linear(20, 2)).
 """
 
 
 @register_model(digit_heads=False)
 def twin(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
-         hidden: tuple[int, ...] = (24,), head_hidden: int = 64, head_input: HeadInput = "probs",
+         hidden: tuple[int, ...] = (24,), head_hidden: int = 64, head: Head = "probs_mlp",
          activation: Activation = "leaky_relu", batchnorm: bool = False,
          dropout: float = 0.0) -> nn.Module:
-    """One unshared branch per digit + comparison head (report 002 Model3, 004 siamese CNN 1)."""
+    """One unshared branch per digit + comparison head (report 002 Model3)."""
     return _two_branch(False, False, branch, channels, hidden, head_hidden, activation,
-                       batchnorm, dropout, head_input)
+                       batchnorm, dropout, head)
 
 
 @register_model(digit_heads=True)
 def twin_aux(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
-             hidden: tuple[int, ...] = (24,), head_hidden: int = 64,
-             head_input: HeadInput = "probs", activation: Activation = "leaky_relu",
-             batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
-    """Unshared branches with digit heads (report 000 AUX2, 001 CNN_AUX, 002 Model2)."""
+             hidden: tuple[int, ...] = (24,), head_hidden: int = 64, head: Head = "probs_mlp",
+             activation: Activation = "leaky_relu", batchnorm: bool = False,
+             dropout: float = 0.0) -> nn.Module:
+    """Unshared branches with digit heads (report 002 Model2: auxiliary loss, no sharing)."""
     return _two_branch(False, True, branch, channels, hidden, head_hidden, activation,
-                       batchnorm, dropout, head_input)
+                       batchnorm, dropout, head)
 
 
 @register_model(digit_heads=False)
 def siamese(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
-            hidden: tuple[int, ...] = (24,), head_hidden: int = 64,
-            head_input: HeadInput = "probs", activation: Activation = "leaky_relu",
-            batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
-    """One shared branch = weight sharing (report 000 WS, 002 Model1, 003 WS, 004 CNN 2)."""
+            hidden: tuple[int, ...] = (24,), head_hidden: int = 64, head: Head = "probs_mlp",
+            activation: Activation = "leaky_relu", batchnorm: bool = False,
+            dropout: float = 0.0) -> nn.Module:
+    """One shared branch = weight sharing (report 002 Model1: sharing, no auxiliary loss)."""
     return _two_branch(True, False, branch, channels, hidden, head_hidden, activation,
-                       batchnorm, dropout, head_input)
+                       batchnorm, dropout, head)
 
 
 @register_model(digit_heads=True)
 def siamese_aux(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
-                hidden: tuple[int, ...] = (24,), head_hidden: int = 64,
-                head_input: HeadInput = "probs", activation: Activation = "leaky_relu",
-                batchnorm: bool = False, dropout: float = 0.0) -> nn.Module:
-    """Shared branch + digit heads (report 000 WS+AUX, 001 SIAMESE_CNN_AUX, 002 Model4, 003).
+                hidden: tuple[int, ...] = (24,), head_hidden: int = 64, head: Head = "probs_mlp",
+                activation: Activation = "leaky_relu", batchnorm: bool = False,
+                dropout: float = 0.0) -> nn.Module:
+    """Shared branch + digit heads (report 002 Model4; our improved model for every report).
 
-    Defaults are report 000's model_1 WS+AUX: 31,556 parameters.
+    Report 002: "The 4 other architectures implement weight sharing and/or auxiliary loss
+    involving Linear/ReLU output layers in order to refine the output", on the branches'
+    probabilities ("the importance for the network to access such probabilities rather
+    than a discrete output"). The defaults are ../shared/notes' network: 31,556 parameters.
     """
     return _two_branch(True, True, branch, channels, hidden, head_hidden, activation,
-                       batchnorm, dropout, head_input)
+                       batchnorm, dropout, head)
 
 
 for _builder in (twin, twin_aux, siamese, siamese_aux):
     _builder.__doc__ = (_builder.__doc__ or "") + _TWO_BRANCH_DOC
+
+
+def _digit_logits(branch_a: nn.Module, branch_b: nn.Module, shared: bool,
+                  x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    a, b = split_pair(x)
+    if shared:
+        return branch_a(torch.cat([a, b])).chunk(2)
+    return branch_a(a), branch_b(b)
+
+
+class ArgmaxNaive(nn.Module):
+    """Two digit classifiers; the pair is predicted from their predicted classes.
+
+    The pair logits are (1, 0) or (0, 1): softmax and argmax read them as the decision,
+    and they carry no gradient (nothing after the classifiers is learned).
+    """
+
+    def __init__(self, make_branch, shared: bool) -> None:
+        super().__init__()
+        self.shared = shared
+        self.branch_a = make_branch()
+        self.branch_b = self.branch_a if shared else make_branch()
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        logit_a, logit_b = _digit_logits(self.branch_a, self.branch_b, self.shared, x)
+        le = (logit_a.detach().argmax(dim=1) <= logit_b.detach().argmax(dim=1)).to(logit_a.dtype)
+        return ModelOutput(torch.stack([1 - le, le], dim=1), logit_a, logit_b)
+
+
+@register_model(digit_heads=True, pair_loss=False)
+def naive(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
+          hidden: tuple[int, ...] = (24,), shared: bool = False,
+          activation: Activation = "leaky_relu", batchnorm: bool = False,
+          dropout: float = 0.0) -> nn.Module:
+    """Report 002's naive model: two digit classifiers, a ≤ b read from their classes.
+
+    Report 002: "The first one, a naive implementation, trivially trains 2 simple networks
+    in parallel on the pairs of the images and outputs the comparison", and "in order to
+    train its 2 networks, the Naive implementation exclusively uses the auxiliary loss
+    (Figure 1), since a simple comparison cannot send any gradient in the backward pass."
+    So the loss is the two digit losses alone: ``comparison_loss`` and ``lambda`` do not
+    apply. ``shared=true`` makes it one classifier. Our ``naive_prob`` trains the
+    comparison too, through P(a ≤ b).
+    """
+    return ArgmaxNaive(_branch_factory(branch, channels, hidden, activation, batchnorm,
+                                       dropout), shared)
 
 
 class NaiveNet(nn.Module):
@@ -250,11 +311,7 @@ class NaiveNet(nn.Module):
                              persistent=False)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
-        a, b = split_pair(x)
-        if self.shared:
-            logit_a, logit_b = self.branch_a(torch.cat([a, b])).chunk(2)
-        else:
-            logit_a, logit_b = self.branch_a(a), self.branch_b(b)
+        logit_a, logit_b = _digit_logits(self.branch_a, self.branch_b, self.shared, x)
         p_a, p_b = logit_a.softmax(dim=1), logit_b.softmax(dim=1)
         p_le = ((p_a @ self.upper) * p_b).sum(dim=1).clamp(1e-7, 1 - 1e-7)
         pair = torch.stack([torch.log1p(-p_le), torch.log(p_le)], dim=1)
@@ -262,13 +319,15 @@ class NaiveNet(nn.Module):
 
 
 @register_model(digit_heads=True)
-def naive(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
-          hidden: tuple[int, ...] = (24,), shared: bool = False,
-          activation: Activation = "leaky_relu", batchnorm: bool = False,
-          dropout: float = 0.0) -> nn.Module:
-    """Two digit classifiers, pair output computed as P(a ≤ b) (report 002's Naive model).
+def naive_prob(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
+               hidden: tuple[int, ...] = (24,), shared: bool = False,
+               activation: Activation = "leaky_relu", batchnorm: bool = False,
+               dropout: float = 0.0) -> nn.Module:
+    """Ours: report 002's naive model with a soft comparison, P(a ≤ b), that trains too.
 
-    No comparison layer is learned; ``shared=true`` makes it one classifier.
+    No comparison layer is learned, but the comparison loss reaches the classifiers
+    through P(a ≤ b) computed from the two class distributions; ``shared=true`` makes
+    it one classifier.
     """
     return NaiveNet(_branch_factory(branch, channels, hidden, activation, batchnorm, dropout),
                     shared)
@@ -282,12 +341,12 @@ class RnnSiamese(nn.Module):
     """Each digit read as 14 rows by a shared Elman RNN; last state → digit logits."""
 
     def __init__(self, hidden: int, layers: int, head_hidden: int, act: str,
-                 head_input: str) -> None:
+                 head: str) -> None:
         super().__init__()
-        self.head_probs = head_input == "probs"
+        self.head_probs = head == "probs_mlp"
         self.rnn = ElmanRNN(input_size=14, hidden_size=hidden, num_layers=layers)
         self.digit = nn.Linear(hidden, NUM_CLASSES)
-        self.head = mlp(2 * NUM_CLASSES, [head_hidden], 2, act)
+        self.head = make_head(head, 2 * NUM_CLASSES, head_hidden, act)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         batch = x.shape[0]
@@ -300,9 +359,12 @@ class RnnSiamese(nn.Module):
 
 @register_model(digit_heads=True)
 def rnn_aux(*, hidden: int = 64, layers: int = 1, head_hidden: int = 64,
-            head_input: HeadInput = "probs", activation: Activation = "relu") -> nn.Module:
-    """Elman RNN siamese with digit heads (report 004 Siamese RNN 1; use ``lambda=0.8``)."""
-    return RnnSiamese(hidden, layers, head_hidden, activation, head_input)
+            head: Head = "probs_mlp", activation: Activation = "relu") -> nn.Module:
+    """Ours: an Elman RNN siamese with digit heads and the probability head.
+
+    Report 004's Siamese RNN 1 and 2 are ``r004_rnn``.
+    """
+    return RnnSiamese(hidden, layers, head_hidden, activation, head)
 
 
 def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
@@ -327,11 +389,16 @@ def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
 
 
 @register_model(digit_heads=True)
-def deep_aux(*, base_channels: int = 4, head_hidden: int = 64, head_input: HeadInput = "probs",
+def deep_aux(*, base_channels: int = 4, head_hidden: int = 64, head: Head = "probs_mlp",
              activation: Activation = "relu", dropout: float = 0.25) -> nn.Module:
     """Deep 6-conv siamese with BatchNorm and dropout, digit heads (report 004 Best Model).
 
-    Use ``lambda=0.8`` for report 004's loss weights [0.8, 0.8, 1].
+    Report 004: "This model consists of 6 convolutional layers, each doubling the number of
+    channels. In the middle, we also added batch normalisation to make the architecture
+    more stable and dropout to reduce overfitting. We also use ReLU between layers and keep
+    using dropout between the last three convolutional layers." Its head is ours by default
+    (``head=logits_linear`` is report 004's, as in ``r004_deep``); use ``lambda=0.8`` for
+    report 004's loss weights [0.8, 0.8, 1].
     """
     return TwoBranchNet(lambda: _deep_branch(base_channels, activation, dropout), True, True,
-                        head_hidden, activation, head_input)
+                        head, head_hidden, activation)

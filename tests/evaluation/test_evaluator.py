@@ -191,3 +191,15 @@ def test_a_configuration_scores_the_same_inside_a_batch(small_pairs):
         assert batched.accuracies == alone.accuracies
         assert [r.final_loss for r in batched.runs] == [r.final_loss for r in alone.runs]
         assert (batched.failed, batched.stopped_at) == (alone.failed, alone.stopped_at)
+
+
+def test_the_naive_model_trains_on_its_digit_losses_only(small_pairs):
+    """Report 002's naive model: the comparison loss and lambda change nothing."""
+    results = [evaluate(Config.from_settings("naive", {"epochs": "2", "comparison_loss": loss,
+                                                       "lambda": lam}),
+                        small_pairs, Protocol("cv", folds=2), seed=0)
+               for loss, lam in (("ce", "1.0"), ("mse", "0.2"))]
+    assert results[0].accuracies == results[1].accuracies
+    assert [r.final_loss for r in results[0].runs] == [r.final_loss for r in results[1].runs]
+    assert results[0].config.loss_recipe().comparison is None
+    assert results[0].config.key() == results[1].config.key()

@@ -113,7 +113,7 @@ def test_float32_outside_the_context_and_when_scoring():
 
 
 def test_every_convolutional_model_runs_in_bf16():
-    for name in ("cnn", "siamese_aux", "twin", "naive", "cnn_aux1", "deep_aux"):
+    for name in ("cnn", "siamese_aux", "twin", "naive_prob", "cnn_aux1", "deep_aux"):
         torch.manual_seed(0)
         model = create_model(name)
         x = torch.rand(8, 2, 14, 14)

@@ -51,7 +51,7 @@ def _train_both(small_pairs, name, train_options, engine, **model_options):
     ("siamese_aux", {}, {}),
     ("siamese_aux", {"optimizer": "sgd", "lr": "0.05"}, {"batchnorm": True}),
     ("mlp", {"optimizer": "adagrad", "lr": "0.01"}, {"batchnorm": True, "dropout": 0.3}),
-    ("naive", {"optimizer": "adamw", "comparison_loss": "mse"}, {}),
+    ("naive_prob", {"optimizer": "adamw", "comparison_loss": "mse"}, {}),
     ("rnn_aux", {"digit_loss": "l1"}, {}),
     ("cnn_aux1", {"lambda": "0.5"}, {}),
 ])

@@ -9,7 +9,7 @@ from pairsearch.errors import PairsearchError
 from pairsearch.models import count_parameters, create_model, list_models, model_entry
 
 EXPECTED = {"mlp", "cnn", "cnn_aux1", "twin", "twin_aux", "siamese", "siamese_aux", "naive",
-            "rnn_aux", "deep_aux"}
+            "naive_prob", "rnn_aux", "deep_aux"}
 
 
 def test_registry_has_every_report_model():
@@ -73,9 +73,19 @@ def test_report_000_parameter_counts():
     assert count_parameters(create_model("siamese_aux")) == 31556
 
 
-def test_naive_pair_output_is_probability_of_le():
+def test_naive_compares_the_predicted_classes_and_sends_no_gradient_back():
+    """Report 002's naive model: "a simple comparison cannot send any gradient"."""
     torch.manual_seed(0)
-    model = create_model("naive")
+    out = create_model("naive")(torch.randn(64, 2, 14, 14))
+    le = out.digit_a.argmax(1) <= out.digit_b.argmax(1)
+    assert torch.equal(out.pair.argmax(1), le.long())
+    assert not out.pair.requires_grad and out.digit_a.requires_grad
+    assert not model_entry("naive").pair_loss and model_entry("naive_prob").pair_loss
+
+
+def test_naive_prob_pair_output_is_probability_of_le():
+    torch.manual_seed(0)
+    model = create_model("naive_prob")
     out = model(torch.randn(4, 2, 14, 14))
     p_a, p_b = out.digit_a.softmax(1), out.digit_b.softmax(1)
     expected = torch.stack([sum(p_a[k, i] * p_b[k, j] for i in range(10) for j in range(i, 10))
