@@ -1,33 +1,49 @@
-"""Grid vs TPE vs genetic algorithm on one space and one cheap protocol.
+"""Search strategies head to head on one space and one protocol, over many seeds.
 
 Usage:
-    python benchmarks/search_strategies.py [--space report002] [--epochs 6] [--train-pairs 400]
-        [--folds 3] [--tpe-trials 200] [--pop 10] [--gens 30] [--seeds 0,1,2]
-        [--storage sqlite:///benchmark-studies.db] [--out docs/search_strategies]
-        [--skip-grid]
+    python benchmarks/search_strategies.py [--space report002] [--epochs 6]
+        [--train-pairs 400] [--folds 3] [--seeds 0-9] [--strategies NAME,...]
+        [--tpe-trials 200] [--pop 10] [--gens 30] [--min-epochs 1] [--eta 3]
+        [--storage sqlite:///bench/strategies.db] [--out docs/img/search_strategies]
+        [--json FILE] [--report-only]
 
-Runs, one after the other in this process, the grid (every cell), TPE and three
-variants of the genetic algorithm (report 002's bonus 0.75, no bonus, the
-normalised bonus 0.75) for each strategy seed; the pairs and folds are the same
-for all (``--seed`` 0), so a cell scores the same in every study. Studies are
-resumable: re-running skips finished work. Time is the sum of the trials'
-durations as Optuna stored them, so it survives interruptions.
+Runs, one after the other in this process (each a resumable study, so an interrupted
+benchmark continues where it stopped):
 
-Prints a Markdown table (best CV accuracy found, distinct configurations trained,
-trials, wall time, and the evaluations each strategy needed to reach the grid's
-best) and writes ``OUT.png``: best accuracy so far against configurations trained.
+- ``grid``: the exhaustive grid, once: the reference (its best cell and value);
+- ``halving``: successive halving of the grid (deterministic: one run);
+- ``tpe``, ``tpe-hyperband``: Optuna TPE with the median pruner / Hyperband, per seed;
+- ``ga-faithful`` (report 002: fitness = accuracy + 0.75 × individuality),
+  ``ga-normalised`` (0.75 × individuality / its maximum), ``ga-nobonus``,
+  ``ga-decaying`` (the bonus falls to 0 at the last generation), ``ga-sharing``
+  (fitness sharing): the genetic algorithm, per seed.
+
+The pairs and folds are the same for every study (``seed`` 0), so a configuration scores
+the same everywhere and "reaching the exhaustive best" is exact. Seeds vary the
+strategies' own choices (``--strategy-seed``). Time is the sum of the trials' durations as
+Optuna stored them (so it survives interruptions), counted in completion order.
+
+Prints, per strategy: runs that reach the exhaustive best value, and within 0.5 points of
+it; median and interquartile range of configurations trained and of seconds spent to get
+there, and in all. Writes ``OUT.png``: best-so-far against wall seconds, the median over
+seeds with an interquartile band.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import platform
 import time
+from typing import Optional
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 
 from pairsearch.search.genetic import GeneticSettings, run_genetic
+from pairsearch.search.halving import run_halving
+from pairsearch.search.queries import best_trial
 from pairsearch.search.runner import SearchSettings
 from pairsearch.search.space import load_space
 from pairsearch.search.storage import open_storage
@@ -35,26 +51,199 @@ from pairsearch.search.strategies import run_grid, run_tpe
 
 GA_VARIANTS = {
     "ga-faithful": {"diversity": 0.75, "individuality": "raw"},
-    "ga-nobonus": {"diversity": 0.0, "individuality": "raw"},
     "ga-normalised": {"diversity": 0.75, "individuality": "normalised"},
+    "ga-nobonus": {"diversity": 0.0},
+    "ga-decaying": {"diversity": 0.75, "fitness": "decaying"},
+    "ga-sharing": {"fitness": "sharing"},
 }
+TPE_VARIANTS = {"tpe": "median", "tpe-hyperband": "hyperband"}
+ALL = ["grid", "halving", *TPE_VARIANTS, *GA_VARIANTS]
+WITHIN = 0.005  # "within 0.5 points"
 
 
-def curve(study: optuna.Study) -> list[tuple[int, float]]:
-    """(configurations trained so far, best accuracy so far) after each trained configuration.
+def parse_seeds(text: str) -> list[int]:
+    """``0-9`` or ``0,1,2``."""
+    if "-" in text:
+        low, high = text.split("-")
+        return list(range(int(low), int(high) + 1))
+    return [int(s) for s in text.split(",")]
 
-    Reused results cost nothing, so only trials that trained count as evaluations.
-    """
-    points, best, trained = [], 0.0, 0
-    for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
-        if trial.state not in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED):
-            continue
-        if "reused_from" not in trial.user_attrs:
+
+def study_name(strategy: str, seed: Optional[int]) -> str:
+    return f"bench-{strategy}" if seed is None else f"bench-{strategy}-s{seed}"
+
+
+def curve(study: optuna.Study) -> list[tuple[int, float, float]]:
+    """(configurations trained, seconds, best value so far) after each finished trial, in
+    completion order. Reused results cost nothing; low-budget (PRUNED) results count as
+    trained but do not set the best: only full-budget values do."""
+    finished = [t for t in study.get_trials(deepcopy=False)
+                if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+                and t.datetime_complete is not None]
+    points, best, trained, seconds = [], float("nan"), 0, 0.0
+    for trial in sorted(finished, key=lambda t: t.datetime_complete):
+        attrs = trial.user_attrs
+        if not ({"reused_from", "duplicate_of", "sampled"} & set(attrs)):
             trained += 1
+        if trial.datetime_start is not None:
+            seconds += (trial.datetime_complete - trial.datetime_start).total_seconds()
         if trial.state == TrialState.COMPLETE:
-            best = max(best, trial.value)
-        points.append((trained, best))
+            best = trial.value if np.isnan(best) else max(best, trial.value)
+        points.append((trained, seconds, best))
     return points
+
+
+def reach(points: list[tuple[int, float, float]], target: float) -> Optional[tuple[int, float]]:
+    """(configurations, seconds) when the best so far first reached ``target``."""
+    for trained, seconds, best in points:
+        if not np.isnan(best) and best >= target - 1e-12:
+            return trained, seconds
+    return None
+
+
+def run_all(args: argparse.Namespace, storage, seeds: list[int]) -> None:
+    space = load_space(args.space)
+    base = dict(folds=args.folds, epochs=args.epochs, seed=0, device=args.device,
+                train_pairs=args.train_pairs, test_pairs=1000)
+
+    def timed(name: str, run) -> None:
+        started = time.perf_counter()
+        summary = run()
+        print(f"{name}: best {summary.best_value:.4f}, trained {summary.evaluated}, "
+              f"this run {time.perf_counter() - started:.0f} s", flush=True)
+
+    if "grid" in args.strategies:
+        timed("grid", lambda: run_grid(space, SearchSettings(**base), storage,
+                                       study_name("grid", None), progress=False))
+    if "halving" in args.strategies:
+        timed("halving", lambda: run_halving(space, SearchSettings(**base), storage,
+                                             study_name("halving", None), args.min_epochs,
+                                             args.eta, progress=False))
+    for seed in seeds:
+        settings = SearchSettings(**base, strategy_seed=seed)
+        for name, pruner in TPE_VARIANTS.items():
+            if name in args.strategies:
+                timed(f"{name}-s{seed}", lambda: run_tpe(
+                    space, settings, storage, study_name(name, seed), args.tpe_trials,
+                    progress=False, pruner=pruner, min_epochs=args.min_epochs, eta=args.eta))
+        for name, options in GA_VARIANTS.items():
+            if name in args.strategies:
+                genetic = GeneticSettings(pop=args.pop, gens=args.gens, **options)
+                timed(f"{name}-s{seed}", lambda: run_genetic(
+                    space, settings, genetic, storage, study_name(name, seed), progress=False))
+
+
+def _median_iqr(values: list[float]) -> str:
+    if not values:
+        return "-"
+    q1, median, q3 = np.percentile(values, [25, 50, 75])
+    return f"{median:.0f} [{q1:.0f}–{q3:.0f}]"
+
+
+def report(args: argparse.Namespace, storage, seeds: list[int]) -> dict:
+    names = {s.study_name for s in storage.get_all_studies()}
+    if study_name("grid", None) not in names:
+        raise SystemExit("no exhaustive grid study yet: run with the grid strategy first")
+    grid = optuna.load_study(study_name=study_name("grid", None), storage=storage)
+    reference = best_trial(grid)
+    ties = [t for t in grid.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+            if t.value == reference.value]
+    grid_points = curve(grid)
+    summary: dict = {"machine": platform.processor() or platform.machine(),
+                     "space": args.space, "epochs": args.epochs,
+                     "train_pairs": args.train_pairs, "folds": args.folds, "seeds": seeds,
+                     "exhaustive_best": reference.value,
+                     "exhaustive_best_cells": len({t.user_attrs["config_key"] for t in ties}),
+                     "exhaustive_best_params": reference.params,
+                     "exhaustive_trained": grid_points[-1][0],
+                     "exhaustive_seconds": grid_points[-1][1], "strategies": {}}
+    print()
+    print(f"{summary['machine']}; space {args.space}; {args.folds}-fold CV, {args.epochs} "
+          f"epochs, {args.train_pairs} training pairs; exhaustive best {reference.value:.4f} "
+          f"({summary['exhaustive_best_cells']} configuration(s)) after "
+          f"{grid_points[-1][0]} configurations, {grid_points[-1][1]:.0f} s")
+    print()
+    print("| strategy | runs | reach the best | within 0.5 points | configurations to the best "
+          "| seconds to the best | configurations in all | seconds in all |")
+    print("|---|---|---|---|---|---|---|---|")
+    curves: dict[str, list] = {}
+    for strategy in args.strategies:
+        if strategy == "grid":
+            continue
+        runs = [None] if strategy == "halving" else seeds
+        rows = []
+        for seed in runs:
+            name = study_name(strategy, seed)
+            if name not in names:
+                continue
+            points = curve(optuna.load_study(study_name=name, storage=storage))
+            if not points:
+                continue
+            best_at = reach(points, reference.value)
+            near_at = reach(points, reference.value - WITHIN)
+            rows.append({"seed": seed, "best": points[-1][2], "trained": points[-1][0],
+                         "seconds": points[-1][1], "reach": best_at, "within": near_at})
+            curves.setdefault(strategy, []).append(points)
+        if not rows:
+            continue
+        reached = [r for r in rows if r["reach"]]
+        within = [r for r in rows if r["within"]]
+        summary["strategies"][strategy] = {
+            "runs": len(rows), "reached": len(reached), "within": len(within),
+            "trained_to_best": [r["reach"][0] for r in reached],
+            "seconds_to_best": [r["reach"][1] for r in reached],
+            "trained": [r["trained"] for r in rows], "seconds": [r["seconds"] for r in rows],
+            "best": [r["best"] for r in rows]}
+        s = summary["strategies"][strategy]
+        print(f"| {strategy} | {len(rows)} | {len(reached)}/{len(rows)} | "
+              f"{len(within)}/{len(rows)} | {_median_iqr(s['trained_to_best'])} | "
+              f"{_median_iqr(s['seconds_to_best'])} | {_median_iqr(s['trained'])} | "
+              f"{_median_iqr(s['seconds'])} |")
+    print(f"| grid (exhaustive) | 1 | 1/1 | 1/1 | "
+          f"{reach(grid_points, reference.value)[0]} | "
+          f"{reach(grid_points, reference.value)[1]:.0f} | {grid_points[-1][0]} | "
+          f"{grid_points[-1][1]:.0f} |")
+    _plot(args, curves, grid_points, reference.value)
+    return summary
+
+
+def _plot(args: argparse.Namespace, curves: dict[str, list], grid_points: list,
+          best: float) -> None:
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 5.5))
+    axis = figure.subplots()
+    longest = max(p[-1][1] for runs in curves.values() for p in runs) if curves else 1
+    grid_times = np.geomspace(1, max(longest, grid_points[-1][1]), 200)
+    for strategy, runs in curves.items():
+        values = []
+        for points in runs:
+            seconds = np.array([p[1] for p in points])
+            bests = np.array([p[2] for p in points])
+            index = np.searchsorted(seconds, grid_times, side="right") - 1
+            values.append(np.where(index >= 0, bests[np.clip(index, 0, None)], np.nan))
+        values = np.array(values)
+        with np.errstate(all="ignore"):
+            median = np.nanmedian(values, axis=0)
+            q1, q3 = np.nanpercentile(values, 25, axis=0), np.nanpercentile(values, 75, axis=0)
+        line, = axis.plot(grid_times, median, label=f"{strategy} ({len(runs)} runs)")
+        if len(runs) > 1:
+            axis.fill_between(grid_times, q1, q3, alpha=0.15, color=line.get_color())
+    axis.step([p[1] for p in grid_points], [p[2] for p in grid_points], where="post",
+              color="black", label="exhaustive grid")
+    axis.axhline(best, color="grey", linestyle=":", label="exhaustive best")
+    axis.set_xscale("log")
+    axis.set_ylim(best - 0.1, best + 0.01)
+    axis.set_xlabel("seconds in trials (log scale)")
+    axis.set_ylabel("best mean CV accuracy so far")
+    axis.set_title(f"{args.space}: {args.folds}-fold CV, {args.epochs} epochs, "
+                   f"{args.train_pairs} pairs; median and interquartile range over seeds",
+                   fontsize=10)
+    axis.legend(loc="lower right", fontsize=8)
+    axis.grid(alpha=0.3)
+    figure.tight_layout()
+    figure.savefig(args.out + ".png", dpi=120)
+    print(f"\nplot: {args.out}.png")
 
 
 def main() -> None:
@@ -62,104 +251,33 @@ def main() -> None:
     parser.add_argument("--space", default="report002")
     parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--train-pairs", type=int, default=400)
-    parser.add_argument("--test-pairs", type=int, default=1000,
-                        help="only the protocol's identity: searches never see test pairs")
     parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--seeds", default="0-9")
+    parser.add_argument("--strategies", default=",".join(ALL))
     parser.add_argument("--tpe-trials", type=int, default=200)
     parser.add_argument("--pop", type=int, default=10)
     parser.add_argument("--gens", type=int, default=30)
-    parser.add_argument("--seeds", default="0,1,2")
-    parser.add_argument("--storage", default="sqlite:///benchmark-studies.db")
-    parser.add_argument("--out", default="docs/search_strategies")
-    parser.add_argument("--skip-grid", action="store_true")
+    parser.add_argument("--min-epochs", type=int, default=1)
+    parser.add_argument("--eta", type=int, default=3)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--storage", default="sqlite:///bench/strategies.db")
+    parser.add_argument("--out", default="docs/img/search_strategies")
+    parser.add_argument("--json", default=None, help="also write the summary as JSON")
+    parser.add_argument("--report-only", action="store_true", help="run nothing, report")
     args = parser.parse_args()
+    args.strategies = args.strategies.split(",")
+    unknown = set(args.strategies) - set(ALL)
+    if unknown:
+        raise SystemExit(f"unknown strategies {sorted(unknown)}; valid: {', '.join(ALL)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-
-    space = load_space(args.space)
+    seeds = parse_seeds(args.seeds)
     storage = open_storage(args.storage)
-    seeds = [int(s) for s in args.seeds.split(",")]
-    base = dict(folds=args.folds, epochs=args.epochs, seed=0, device="cpu",
-                train_pairs=args.train_pairs, test_pairs=args.test_pairs)
-    def timed(name: str, run) -> None:
-        started = time.perf_counter()
-        summary = run()
-        print(f"{name}: best {summary.best_value:.4f}, trained {summary.evaluated}, "
-              f"this run {time.perf_counter() - started:.0f} s", flush=True)
-
-    if not args.skip_grid:
-        timed("grid", lambda: run_grid(space, SearchSettings(**base), storage, "bench-grid"))
-    for seed in seeds:
-        settings = SearchSettings(**base, strategy_seed=seed)
-        timed(f"tpe-s{seed}", lambda: run_tpe(space, settings, storage, f"bench-tpe-s{seed}",
-                                              args.tpe_trials, progress=False))
-        for variant, options in GA_VARIANTS.items():
-            genetic = GeneticSettings(pop=args.pop, gens=args.gens, **options)
-            timed(f"{variant}-s{seed}",
-                  lambda: run_genetic(space, settings, genetic, storage,
-                                      f"bench-{variant}-s{seed}", progress=False))
-    report(storage, seeds, args)
-
-
-def seconds_in_trials(study: optuna.Study) -> float:
-    """Σ (end − start) over the study's trials: its search time, across interruptions."""
-    return sum((t.datetime_complete - t.datetime_start).total_seconds()
-               for t in study.get_trials(deepcopy=False)
-               if t.datetime_complete is not None and t.datetime_start is not None)
-
-
-def report(storage, seeds: list[int], args) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    names = {s.study_name for s in storage.get_all_studies()}
-    grid_best = None
-    if "bench-grid" in names:
-        grid = optuna.load_study(study_name="bench-grid", storage=storage)
-        grid_best = max(t.value for t in grid.get_trials(states=(TrialState.COMPLETE,)))
-    print()
-    print(f"CPU {platform.machine()}, space {args.space}, protocol: {args.folds}-fold CV, "
-          f"{args.epochs} epochs, {args.train_pairs} training pairs; grid best "
-          f"{grid_best if grid_best is None else f'{grid_best:.4f}'}")
-    print()
-    print("| study | best CV accuracy | configurations trained | trials | time in trials (s) | "
-          "trained to reach the grid's best |")
-    print("|---|---|---|---|---|---|")
-    figure, axis = plt.subplots(figsize=(8, 5))
-    colours = {"grid": "black", "tpe": "tab:blue", "ga-faithful": "tab:red",
-               "ga-nobonus": "tab:green", "ga-normalised": "tab:orange"}
-    studies = (["grid"] if "bench-grid" in names else []) + [
-        f"{kind}-s{seed}" for seed in seeds for kind in ["tpe", *GA_VARIANTS]]
-    for name in studies:
-        if f"bench-{name}" not in names:
-            continue
-        study = optuna.load_study(study_name=f"bench-{name}", storage=storage)
-        points = curve(study)
-        if not points:
-            continue
-        trained = points[-1][0]
-        best = points[-1][1]
-        reach = next((n for n, b in points if grid_best is not None and b >= grid_best), None)
-        print(f"| {name} | {best:.4f} | {trained} | {len(points)} | "
-              f"{seconds_in_trials(study):.0f} | "
-              f"{reach if reach is not None else 'not reached'} |")
-        kind = name.rsplit("-s", 1)[0] if name != "grid" else "grid"
-        axis.step([p[0] for p in points], [p[1] for p in points], where="post",
-                  color=colours[kind], alpha=0.9 if kind == "grid" else 0.6,
-                  label=kind if name.endswith("-s0") or name == "grid" else None)
-    if grid_best is not None:
-        axis.axhline(grid_best, color="grey", linestyle=":", label="grid best")
-    axis.set_xscale("log")
-    axis.set_xlabel("configurations trained (log scale)")
-    axis.set_ylabel("best mean CV accuracy so far")
-    axis.set_title(f"Best accuracy vs evaluations: {args.space}, {args.folds}-fold CV, "
-                   f"{args.epochs} epochs, {args.train_pairs} pairs")
-    axis.legend(loc="lower right")
-    axis.grid(alpha=0.3)
-    figure.tight_layout()
-    figure.savefig(args.out + ".png", dpi=120)
-    print(f"\nplot: {args.out}.png")
+    if not args.report_only:
+        run_all(args, storage, seeds)
+    summary = report(args, storage, seeds)
+    if args.json:
+        with open(args.json, "w") as handle:
+            json.dump(summary, handle, indent=1)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,9 @@ PRECISIONS: tuple[str, ...] = ("auto", "fp32", "bf16")
 INDIVIDUALITY: tuple[str, ...] = ("raw", "normalised")
 """The genetic algorithm's individuality formulas (``search.genetic``)."""
 
+FITNESS: tuple[str, ...] = ("bonus", "decaying", "sharing")
+"""The genetic algorithm's fitness: report 002's bonus, a decaying bonus, fitness sharing."""
+
 PRUNERS: tuple[str, ...] = ("median", "hyperband", "halving", "none")
 """TPE's pruners on the per-epoch mean validation accuracy (``search.strategies``)."""
 

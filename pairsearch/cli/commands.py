@@ -229,7 +229,7 @@ def cmd_genetic(args: argparse.Namespace) -> int:
 
     genetic = GeneticSettings(args.pop, args.gens, args.survivors, args.diversity,
                               args.individuality, args.mutation, args.halving, args.min_epochs,
-                              args.eta)
+                              args.eta, args.fitness)
     return _run_search(args, "genetic", lambda space, settings, storage, name, stop: run_genetic(
         space, settings, genetic, storage, name, not args.no_progress, stop, args.batching))
 

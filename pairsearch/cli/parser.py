@@ -15,6 +15,7 @@ from pairsearch.names import (
     BATCHING,
     DEFAULT_STORAGE,
     ENGINES,
+    FITNESS,
     INDIVIDUALITY,
     PRECISIONS,
     PRUNERS,
@@ -216,6 +217,10 @@ def build_parser() -> Parser:
                     help="weight of the individuality bonus (default 0.75, report 002)")
     ga.add_argument("--individuality", default="raw", choices=INDIVIDUALITY,
                     help="report 002's formula (raw) or divided by its maximum (normalised)")
+    ga.add_argument("--fitness", default="bonus", choices=FITNESS,
+                    help="bonus: accuracy + diversity x individuality (report 002, default); "
+                         "decaying: that bonus falling to 0 at the last generation; sharing: "
+                         "fitness sharing (accuracy / niche count)")
     ga.add_argument("--mutation", type=float, default=0.1,
                     help="probability that a child's gene is redrawn (default 0.1)")
     ga.add_argument("--halving", action="store_true",

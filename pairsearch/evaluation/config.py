@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import typing
 from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Mapping
+from typing import Any, Literal, Mapping
 
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation.losses import LossName, LossRecipe
@@ -37,6 +37,8 @@ class TrainConfig:
         lr: Learning rate.
         batch_size: Mini-batch size.
         epochs: Passes over the training pairs.
+        weighting: Which term ``lambda`` weighs: ``digits`` (loss = comparison + λ ×
+            digits) or ``comparison`` (report 003: loss = digits + λ × comparison).
     """
 
     comparison_loss: LossName = "ce"
@@ -46,11 +48,12 @@ class TrainConfig:
     lr: float = 1e-3
     batch_size: int = 100
     epochs: int = 25
+    weighting: Literal["digits", "comparison"] = "digits"
 
     def loss_recipe(self, pair_loss: bool = True) -> LossRecipe:
         """The loss these options describe (``pair_loss=False``: no comparison term)."""
         return LossRecipe(self.comparison_loss if pair_loss else None, self.digit_loss,
-                          self.lambda_)
+                          self.lambda_, self.weighting)
 
 
 _TRAIN_BOUNDS: dict[str, dict[str, Any]] = {
@@ -111,6 +114,8 @@ class Config:
         if not entry.pair_loss:
             flat.pop("comparison_loss")
             flat.pop("lambda", None)
+        if not entry.digit_heads or not entry.pair_loss:
+            flat.pop("weighting", None)
         return flat
 
     def ensemble_key(self) -> str:
@@ -127,6 +132,8 @@ class Config:
     def flat(self) -> dict[str, Any]:
         """``{"model": ..., **model options, **training options}`` with user-facing keys."""
         train = {_KEY_ALIASES.get(k, k): v for k, v in asdict(self.train).items()}
+        if train["weighting"] == "digits":  # the default, left out: keys made before it stay
+            del train["weighting"]
         options = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_options.items()}
         return {"model": self.model, **options, **train}
 

@@ -68,6 +68,10 @@ class LossRecipe:
 
     loss = comparison(pair) + weight × (digit(a) + digit(b)) [+ weight × comparison(pair_aux)]
 
+    or, with ``weight_on="comparison"`` (report 003's loss, digit1 + digit2 + λ·binary):
+
+    loss = weight × comparison(pair) + digit(a) + digit(b)
+
     The digit terms apply to models with digit heads, the last term to models with an
     intermediate pair output (report 000's AUX1). A model whose pair output is not
     trained (``comparison=None``: report 002's naive model compares the predicted
@@ -77,11 +81,13 @@ class LossRecipe:
         comparison: Loss name of the pair output, or ``None``.
         digit: Loss name of each digit head.
         weight: λ, the weight of the digit losses and of the intermediate pair loss.
+        weight_on: ``digits`` (ours) or ``comparison`` (report 003's): which term λ weighs.
     """
 
     comparison: Optional[str] = "ce"
     digit: str = "ce"
     weight: float = 1.0
+    weight_on: str = "digits"
 
     def __call__(self, output: "ModelOutput", targets: torch.Tensor,
                  classes: torch.Tensor) -> torch.Tensor:
@@ -96,6 +102,8 @@ class LossRecipe:
             return digits
         compare = LOSSES[self.comparison]
         loss = compare(output.pair, targets)
+        if digits is not None and self.weight_on == "comparison":
+            return self.weight * loss + digits
         if digits is not None:
             loss = loss + self.weight * digits
         if output.pair_aux is not None:

@@ -1,6 +1,7 @@
 """Model zoo for the digit-pair task, registered by name (see ``list_models()``)."""
 
-from pairsearch.models import zoo as _zoo  # noqa: F401  (registers the models)
+from pairsearch.models import reports as _reports  # noqa: F401  (registers the models)
+from pairsearch.models import zoo as _zoo  # noqa: F401
 from pairsearch.models.blocks import ModelOutput, count_parameters
 from pairsearch.models.registry import (
     ModelEntry,

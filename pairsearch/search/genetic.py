@@ -43,7 +43,7 @@ from deap import base, creator, tools
 from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
-from pairsearch.names import INDIVIDUALITY
+from pairsearch.names import FITNESS, INDIVIDUALITY
 from pairsearch.search.driver import SearchSummary, Strategy, drive
 from pairsearch.search.runner import Outcome, Proposal, Runner, SearchSettings
 from pairsearch.search.space import SearchSpace
@@ -74,6 +74,11 @@ class GeneticSettings:
             halving pruner); its accuracy is then the one it had reached.
         min_epochs: With ``halving``, epochs every individual trains before it can stop.
         eta: With ``halving``, the reduction factor (each rung keeps the best 1/eta).
+        fitness: ``bonus`` (report 002: accuracy + diversity × individuality), ``decaying``
+            (the same with the weight falling linearly to 0 at the last generation: explore
+            early, exploit late) or ``sharing`` (Goldberg's fitness sharing: accuracy divided
+            by the individual's niche count, Σ_j max(0, 1 − d_ij / σ) over Hamming distances
+            d with σ = half the dimensions; no bonus).
 
     Raises:
         PairsearchError: If a value is out of range (the message names it).
@@ -88,6 +93,7 @@ class GeneticSettings:
     halving: bool = False
     min_epochs: int = 1
     eta: int = 3
+    fitness: str = "bonus"
 
     def __post_init__(self) -> None:
         if self.pop < 2:
@@ -107,6 +113,8 @@ class GeneticSettings:
             raise BadValue("eta", self.eta, "must be >= 2")
         if self.min_epochs < 1:
             raise BadValue("min_epochs", self.min_epochs, "must be >= 1")
+        if self.fitness not in FITNESS:
+            raise BadValue("fitness", self.fitness, f"valid: {', '.join(FITNESS)}")
 
 
 def individuality(population: Sequence[Sequence[int]], normalised: bool = False,
@@ -137,6 +145,15 @@ def individuality(population: Sequence[Sequence[int]], normalised: bool = False,
             value /= (size - 1) / genes.shape[1]
         scores.append(value)
     return scores
+
+
+def niche_counts(population: Sequence[Sequence[int]], sizes: Sequence[int]) -> list[float]:
+    """Each individual's niche count for fitness sharing: Σ_j max(0, 1 − d_ij / σ), with d the
+    Hamming distance over the dimensions that vary and σ half their number (at least 1)."""
+    genes = np.asarray(population)[:, [i for i, n in enumerate(sizes) if n > 1]]
+    sigma = max(1.0, genes.shape[1] / 2)
+    distances = (genes[:, None, :] != genes[None, :, :]).sum(axis=2)
+    return np.clip(1 - distances / sigma, 0, None).sum(axis=1).tolist()
 
 
 @contextlib.contextmanager
@@ -277,6 +294,8 @@ class GeneticStrategy(Strategy):
                     "mutation": g.mutation, "strategy_seed": settings.search_seed}
         if g.halving:  # left out otherwise, so studies made before the option continue
             protocol["halving"] = {"min_epochs": g.min_epochs, "eta": g.eta}
+        if g.fitness != "bonus":
+            protocol["fitness"] = g.fitness
         return {"strategy": self.name, "space": space.to_json(), "protocol": protocol}
 
     def pruner(self, settings: SearchSettings) -> Optional[optuna.pruners.BasePruner]:
@@ -319,6 +338,14 @@ class GeneticStrategy(Strategy):
     def _begin_generation(self, already: dict[int, optuna.trial.FrozenTrial]) -> None:
         self.bonus = individuality(self.population, self.genetic.individuality == "normalised",
                                    self.sizes)
+        # fitness = accuracy × scale + weight × individuality (see GeneticSettings.fitness)
+        self.weight = self.genetic.diversity
+        self.scale = [1.0] * self.genetic.pop
+        if self.genetic.fitness == "decaying":
+            self.weight *= 1 - self.generation / self.genetic.gens
+        elif self.genetic.fitness == "sharing":
+            self.weight = 0.0
+            self.scale = [1 / m for m in niche_counts(self.population, self.sizes)]
         self.accuracies = {i: accuracy_of(t) for i, t in already.items()}
         self.fitnesses = {i: t.user_attrs["fitness"] for i, t in already.items()}
 
@@ -338,22 +365,23 @@ class GeneticStrategy(Strategy):
             self._begin_generation({})
         return [self._proposal(index) for index in range(pop) if index not in self.accuracies]
 
+    def fitness(self, index: int, accuracy: float) -> float:
+        """Individual ``index``'s fitness in this generation, given its accuracy."""
+        return accuracy * self.scale[index] + self.weight * self.bonus[index]
+
     def _proposal(self, index: int) -> Proposal:
         genes = list(self.population[index])
-        bonus = self.bonus[index]
-        diversity = self.genetic.diversity
         attrs = {"generation": self.generation, "individual": index, "genes": genes,
-                 "individuality": bonus}
+                 "individuality": self.bonus[index]}
         # The fitness depends on the accuracy, so it is written just before the trial is told.
         return Proposal(self.space.cell_at(genes), attrs, prune=self.genetic.halving,
                         before_tell=lambda outcome: {
-                            "fitness": accuracy_of(outcome) + diversity * bonus})
+                            "fitness": self.fitness(index, accuracy_of(outcome))})
 
     def observe(self, proposal: Proposal, outcome: Outcome) -> None:
         index = proposal.attrs["individual"]
         self.accuracies[index] = accuracy_of(outcome)
-        self.fitnesses[index] = self.accuracies[index] + \
-            self.genetic.diversity * proposal.attrs["individuality"]
+        self.fitnesses[index] = self.fitness(index, self.accuracies[index])
         # Other processes read this to know the owner lives.
         self.study.set_user_attr("genetic_owner", {"worker": worker_id(), "beat": time.time()})
 

@@ -12,11 +12,8 @@ from pairsearch.models import create_model
 from pairsearch.models.ensemble import Ensemble
 
 # Options that make a model's forward deterministic (no dropout) and exercise BatchNorm.
-
-
 DETERMINISTIC = {"mlp": {"batchnorm": True}, "cnn": {"batchnorm": True},
                  "siamese_aux": {"batchnorm": True}, "deep_aux": {"dropout": 0.0}}
-
 
 
 def members_of(name: str, count: int, **options) -> list[nn.Module]:
@@ -25,7 +22,6 @@ def members_of(name: str, count: int, **options) -> list[nn.Module]:
         torch.manual_seed(seed)
         models.append(create_model(name, **options))
     return models
-
 
 
 def _train_both(small_pairs, name, train_options, engine, **model_options):
@@ -44,7 +40,6 @@ def _train_both(small_pairs, name, train_options, engine, **model_options):
     outcome = train_ensemble(ensemble, pairs, index, config,
                              [torch.Generator().manual_seed(100 + s) for s in range(2)])
     return alone, ensemble, outcome
-
 
 
 @pytest.mark.parametrize("name, train_options, model_options", [
@@ -70,14 +65,12 @@ def test_ensemble_training_equals_training_one_by_one(small_pairs, name, train_o
             torch.testing.assert_close(a.float(), b.float(), rtol=1e-4, atol=1e-5, msg=key)
 
 
-
 def test_vmap_engine_trains_like_the_loop(small_pairs):
     """vmap batches the same arithmetic differently: equal within float tolerance."""
     alone, ensemble, outcome = _train_both(small_pairs, "siamese_aux", {}, "vmap")
     for (model, loss), trained in zip(alone, ensemble.members()):
         for (key, a), (_, b) in zip(model.state_dict().items(), trained.state_dict().items()):
             torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4, msg=key)
-
 
 
 def test_evaluator_engines_agree(small_pairs):
@@ -94,7 +87,6 @@ def test_evaluator_engines_agree(small_pairs):
         [(r.repeat, r.fold, r.seed) for r in sequential.runs]
 
 
-
 def test_unknown_engine_is_a_clear_error(small_pairs):
     from pairsearch.errors import PairsearchError
 
@@ -102,13 +94,11 @@ def test_unknown_engine_is_a_clear_error(small_pairs):
         evaluate(Config.from_settings("mlp", {"epochs": "1"}), small_pairs, engine="fast")
 
 
-
 def test_a_diverging_member_fails_the_evaluation_and_names_its_run(small_pairs):
     config = Config.from_settings("mlp", {"comparison_loss": "nll", "optimizer": "sgd",
                                           "lr": "1e30", "epochs": "3"})
     result = evaluate(config, small_pairs, Protocol("cv", folds=2), seed=0)
     assert result.failed is not None and result.failed.startswith("run 1 diverged: loss became")
-
 
 
 def test_batch_slices_drop_only_a_last_single_pair():

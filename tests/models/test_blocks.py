@@ -11,7 +11,6 @@ from torch.func import vmap
 from pairsearch.models.blocks import ElmanRNN, MapLinear, PatchConv2d
 
 
-
 @pytest.mark.parametrize("in_channels, kernel, padding", [(1, 2, 0), (2, 2, 0), (1, 3, 1)])
 def test_patch_convolution_is_a_convolution(in_channels, kernel, padding):
     layer = PatchConv2d(in_channels, 8, kernel, padding=padding)
@@ -24,7 +23,6 @@ def test_patch_convolution_is_a_convolution(in_channels, kernel, padding):
     grad_expected = torch.autograd.grad(expected.square().sum(), [x, layer.weight, layer.bias])
     for ours, theirs in zip(grad, grad_expected):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
-
 
 
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
@@ -44,7 +42,6 @@ def test_map_linear_is_flatten_then_linear(layout):
     torch.testing.assert_close(mapped[1], layer(2 * x.detach()), rtol=1e-5, atol=1e-5)
 
 
-
 @pytest.mark.parametrize("layers", [1, 2])
 def test_elman_rnn_is_torchs_rnn(layers):
     ours = ElmanRNN(14, 32, layers)
@@ -59,7 +56,6 @@ def test_elman_rnn_is_torchs_rnn(layers):
     torch.testing.assert_close(ours(x), reference(x)[1][-1], rtol=1e-5, atol=1e-6)
     assert sum(p.numel() for p in ours.parameters()) == \
         sum(p.numel() for p in reference.parameters())
-
 
 
 def test_pooling_before_the_activation_is_exact():

@@ -11,20 +11,21 @@ from pairsearch.models.blocks import random_stream
 from pairsearch.models.ensemble import Ensemble
 
 # Options that make a model's forward deterministic (no dropout) and exercise BatchNorm.
-
-
 DETERMINISTIC = {"mlp": {"batchnorm": True}, "cnn": {"batchnorm": True},
                  "siamese_aux": {"batchnorm": True}, "deep_aux": {"dropout": 0.0}}
 
 
-
 def members_of(name: str, count: int, **options) -> list[nn.Module]:
+    """Members with their own weights; dropout off, so that their forward is deterministic."""
     models = []
     for seed in range(count):
         torch.manual_seed(seed)
-        models.append(create_model(name, **options))
+        model = create_model(name, **options)
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.0
+        models.append(model)
     return models
-
 
 
 @pytest.mark.parametrize("engine", ["loop", "vmap"])
@@ -46,13 +47,11 @@ def test_ensemble_forward_equals_each_member(name, engine):
             torch.testing.assert_close(a.float(), b.float(), msg=name_a)
 
 
-
 def test_members_must_share_a_structure():
     with pytest.raises(ValueError, match="differs in structure"):
         Ensemble([create_model("mlp"), create_model("mlp", hidden=(32,))])
     with pytest.raises(ValueError, match="unknown engine"):
         Ensemble([create_model("mlp")], "threads")
-
 
 
 def test_dropout_follows_the_runs_stream():

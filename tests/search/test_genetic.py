@@ -19,8 +19,6 @@ from pairsearch.search.genetic import (
 from pairsearch.search.storage import open_storage
 
 
-
-
 def test_individuality_formula_on_hand_made_population():
     population = [[0, 0], [0, 1], [1, 2], [2, 2]]
     # individual 0: others differing on p1 = 4-2 = 2, on p2 = 4-1 = 3 -> 1/(1/2+1/3) = 1.2
@@ -33,7 +31,6 @@ def test_individuality_formula_on_hand_made_population():
     assert normalised == pytest.approx([1.0, 1.0, 1.0])
     # a dimension of the space with a single value is no measure of diversity: left out
     assert individuality([[0, 1], [0, 2], [0, 3]], sizes=[1, 4]) == pytest.approx([2, 2, 2])
-
 
 
 def test_selection_keeps_best_accuracy_and_breeds(tiny_space):
@@ -55,7 +52,6 @@ def test_selection_keeps_best_accuracy_and_breeds(tiny_space):
         assert all(0 <= g <= 2 for g in child)
 
 
-
 def test_genetic_run_stores_generations_and_resumes(tiny_space, tiny, storage):
     space = tiny_space(model=["mlp", "siamese"], lr=[1e-3, 1e-2], optimizer=["adam", "sgd"])
     state = random.getstate()
@@ -75,7 +71,6 @@ def test_genetic_run_stores_generations_and_resumes(tiny_space, tiny, storage):
     assert {t.user_attrs["generation"] for t in study.trials} == {0, 1, 2}
 
 
-
 def test_genetic_is_reproducible(tiny_space, tiny, tmp_path):
     space = tiny_space(model=["mlp", "siamese"], lr=[1e-3, 1e-2], optimizer=["adam", "sgd"])
     runs = []
@@ -87,7 +82,6 @@ def test_genetic_is_reproducible(tiny_space, tiny, tmp_path):
     assert runs[0] == runs[1]
 
 
-
 @pytest.mark.parametrize("kwargs, message", [
     ({"pop": 1}, "for pop: needs at least 2"), ({"gens": 0}, "for gens"),
     ({"survivors": 0.0}, "for survivors"), ({"survivors": 1.5}, "for survivors"),
@@ -96,7 +90,6 @@ def test_genetic_is_reproducible(tiny_space, tiny, tmp_path):
 def test_bad_genetic_settings(kwargs, message):
     with pytest.raises(PairsearchError, match=message):
         GeneticSettings(**kwargs)
-
 
 
 def test_genetic_with_halving_ranks_a_stopped_individual_by_what_it_reached(storage, tiny_space,
@@ -116,3 +109,23 @@ def test_genetic_with_halving_ranks_a_stopped_individual_by_what_it_reached(stor
             reached = trial.intermediate_values[max(trial.intermediate_values)]
             assert trial.user_attrs["fitness"] == pytest.approx(
                 reached + 0.75 * trial.user_attrs["individuality"])
+
+
+def test_niche_counts_and_the_fitness_variants(storage, tiny_space, tiny):
+    from pairsearch.search.genetic import niche_counts
+
+    # 4 varying dimensions: sigma 2; distances 0, 1, 4 -> shares 1, 0.5, 0.
+    population = [[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1]]
+    assert niche_counts(population, [2, 2, 2, 2]) == pytest.approx([1.5, 1.5, 1.0])
+    space = tiny_space(model=["mlp", "siamese"], lr=[1e-3, 1e-2], optimizer=["adam", "sgd"])
+    for fitness in ("decaying", "sharing"):
+        run_genetic(space, tiny, GeneticSettings(pop=4, gens=2, fitness=fitness), storage,
+                    f"ga-{fitness}", progress=False)
+        study = optuna.load_study(study_name=f"ga-{fitness}", storage=storage)
+        for trial in study.trials:
+            accuracy, bonus = trial.value, trial.user_attrs["individuality"]
+            if fitness == "decaying":  # weight 0.75 in generation 0, 0.375 in generation 1
+                weight = 0.75 * (1 - trial.user_attrs["generation"] / 2)
+                assert trial.user_attrs["fitness"] == pytest.approx(accuracy + weight * bonus)
+            else:  # no bonus; the accuracy shared within the niche
+                assert 0 < trial.user_attrs["fitness"] <= accuracy

@@ -14,8 +14,6 @@ from pairsearch.search.retest import retest
 from pairsearch.search.strategies import run_grid
 
 
-
-
 def test_study_opens_with_optuna_and_tables(tiny_space, tiny, storage, tmp_path):
     run_grid(tiny_space(), tiny, storage, "g", progress=False)
     study = optuna.load_study(study_name="g", storage=f"sqlite:///{tmp_path / 'studies.db'}")
@@ -25,7 +23,6 @@ def test_study_opens_with_optuna_and_tables(tiny_space, tiny, storage, tmp_path)
     assert len(table) == 2 and list(table["value"]) == sorted(table["value"], reverse=True)
     studies = studies_table(storage)
     assert list(studies["study"]) == ["g"] and studies["complete"][0] == 4
-
 
 
 def test_retest_chooses_by_cv_and_tests_only_the_chosen(storage, tiny_space, tiny):
@@ -43,7 +40,6 @@ def test_retest_chooses_by_cv_and_tests_only_the_chosen(storage, tiny_space, tin
     assert table.loc[table["chosen"] != "yes", "test_acc"].isna().all()  # the others: untested
     again = retest(storage, "g", top=2, folds=2, repeats=2, device="cpu", draws=2)
     assert again.equals(table)  # resumed: nothing retrained, the chosen test kept
-
 
 
 def test_report_for_a_genetic_study(tiny_space, tiny, storage, tmp_path):

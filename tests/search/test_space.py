@@ -9,8 +9,6 @@ from pairsearch.errors import PairsearchError
 from pairsearch.search.space import load_space, shipped_spaces, space_from_dict
 
 
-
-
 def test_default_space_is_what_report_002_searched():
     """Table 2, plus L1 as both losses: the best cells of its tables 3-8 use it."""
     space = load_space(None)
@@ -29,12 +27,10 @@ def test_every_shipped_space_is_valid():
         assert load_space(name).size >= 1
 
 
-
 def test_cells_map_to_configs_dropping_ignored_options(tiny_space):
     space = tiny_space(model=["mlp", "siamese_aux"], **{"lambda": [0.2, 0.9]})
     keys = {space.config(c).key() for c in space.cells()}
     assert len(keys) == 3  # mlp ignores lambda: its two cells are one configuration
-
 
 
 @pytest.mark.parametrize("document, message", [

@@ -15,8 +15,6 @@ from pairsearch.search.strategies import duplicate_of, run_grid, run_tpe
 from pairsearch.search.workers import StopRequest, enqueue_owned
 
 
-
-
 def test_grid_covers_every_cell_once_and_resumes(tiny_space, tiny, storage):
     space = tiny_space()
     summary = run_grid(space, tiny, storage, "g", progress=False)
@@ -35,7 +33,6 @@ def test_grid_covers_every_cell_once_and_resumes(tiny_space, tiny, storage):
     assert again.evaluated == 0 and again.trials == 4
 
 
-
 def test_grid_runs_cells_left_queued(tiny_space, tiny, storage):
     # A worker that lost the race for the queue (Optuna's ask found it emptied and sampled
     # a fresh trial) or died between enqueue and ask leaves a WAITING trial behind: the
@@ -51,7 +48,6 @@ def test_grid_runs_cells_left_queued(tiny_space, tiny, storage):
     assert not [t for t in trials if t.state in (TrialState.WAITING, TrialState.RUNNING)]
     complete = [cell_key(t.params) for t in trials if t.state == TrialState.COMPLETE]
     assert sorted(complete) == sorted(cell_key(c) for c in space.cells())
-
 
 
 def test_grid_resumes_after_interruption(tiny_space, tiny, storage, monkeypatch):
@@ -79,7 +75,6 @@ def test_grid_resumes_after_interruption(tiny_space, tiny, storage, monkeypatch)
     assert summary.evaluated == 2
 
 
-
 def test_equivalent_cells_reuse_results(tiny_space, tiny, storage):
     space = tiny_space(model=["mlp"], **{"lambda": [0.2, 0.9]})
     summary = run_grid(space, tiny, storage, "g", progress=False)
@@ -88,7 +83,6 @@ def test_equivalent_cells_reuse_results(tiny_space, tiny, storage):
     first, second = study.trials
     assert second.user_attrs["reused_from"] == first.number
     assert second.value == first.value
-
 
 
 def test_study_with_other_protocol_is_refused_and_untouched(tiny_space, tiny, storage):
@@ -100,7 +94,6 @@ def test_study_with_other_protocol_is_refused_and_untouched(tiny_space, tiny, st
     with pytest.raises(PairsearchError, match="different space"):
         run_grid(tiny_space(model=["mlp"], lr=[0.5]), tiny, storage, "g", progress=False)
     assert len(optuna.load_study(study_name="g", storage=storage).trials) == 4
-
 
 
 def test_diverging_cell_is_a_fail_trial(tiny, storage):
@@ -115,7 +108,6 @@ def test_diverging_cell_is_a_fail_trial(tiny, storage):
     assert run_grid(space, tiny, storage, "d", progress=False).evaluated == 0
 
 
-
 def test_tpe_stores_trials_and_continues_to_n(tiny_space, tiny, storage):
     space = tiny_space(model=["mlp", "siamese"], lr=[1e-3, 1e-2], optimizer=["adam", "sgd"])
     run_tpe(space, tiny, storage, "t", trials=3, progress=False)
@@ -124,7 +116,6 @@ def test_tpe_stores_trials_and_continues_to_n(tiny_space, tiny, storage):
     assert summary.trials == 5 and len(study.trials) == 5
     assert all("accuracies" in t.user_attrs for t in study.trials
                if t.state == TrialState.COMPLETE)
-
 
 
 def test_a_cell_queued_or_being_asked_for_is_seen_by_other_workers(storage):
@@ -143,7 +134,6 @@ def test_a_cell_queued_or_being_asked_for_is_seen_by_other_workers(storage):
     second = study.ask(dists)
     assert second.params == cell
     assert duplicate_of(study, second) == first.number
-
 
 
 @pytest.mark.parametrize("pruner", ["hyperband", "halving"])

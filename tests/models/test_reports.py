@@ -1,0 +1,108 @@
+"""The reports' own networks: their printed layers, and their parameter counts where the
+report is consistent with itself."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pairsearch.evaluation.losses import LossRecipe
+from pairsearch.models import ModelOutput, count_parameters, create_model
+from pairsearch.models.blocks import MapLinear
+from pairsearch.models.reports import SigmoidPair
+
+
+def _layers(model: nn.Module, kind: type) -> list[nn.Module]:
+    return [m for m in model.modules() if isinstance(m, kind)]
+
+
+def test_report_000_counts_where_the_report_agrees_with_itself():
+    # model_0: "MLP with two hidden layers", 58,690 parameters (table I): 392-128-64-2.
+    assert count_parameters(create_model("mlp")) == 58690
+    # "(20'820 vs 337'216 parameters)": model_1 with weight sharing and digit losses. Table I
+    # prints 31,508 for the same network; its layers and the text give 20,820.
+    assert count_parameters(create_model("r000_ws_aux", size="model_1")) == 20820
+
+
+def test_report_000_layers_as_printed():
+    model_1 = create_model("r000_cnn", size="model_1")
+    convs = _layers(model_1, nn.Conv2d)
+    assert [(c.in_channels, c.out_channels, c.kernel_size) for c in convs] == [
+        (2, 16, (2, 2)), (16, 32, (2, 2))]
+    assert [m.in_features for m in _layers(model_1, nn.Linear)] == [1152, 16]  # 32×6×6
+    model_2 = create_model("r000_cnn", size="model_2")
+    assert [c.out_channels for c in _layers(model_2, nn.Conv2d)] == [32, 64, 128]
+    classifier = list(model_2.classifier)
+    kinds = [type(m).__name__ for m in classifier]
+    # Linear(3200, 64) → LeakyReLU → Linear(64, 12) → Dropout → Linear(12, 2): no activation
+    # after Linear(64, 12), the dropout before the last layer.
+    assert kinds == ["MapLinear", "LeakyReLU", "Linear", "Dropout", "Linear"]
+    assert classifier[0].in_features == 3200 and classifier[-1].in_features == 12
+    assert count_parameters(model_1) == 20706 and count_parameters(model_2) == 247110
+
+
+def test_report_000_aux1_branches_after_the_second_convolution():
+    model = create_model("r000_cnn_aux1")
+    assert [c.out_channels for c in _layers(model.early, nn.Conv2d)] == [32, 64]
+    assert model.aux_classifier[0].map_shape == (64, 6, 6)  # pooled 64×12×12
+    out = model(torch.randn(3, 2, 14, 14))
+    assert out.pair.shape == out.pair_aux.shape == (3, 2)
+
+
+def test_report_003_budget_and_layout():
+    # The chosen MLP [128, 64, 32, 256] on the flattened pair: 69,345 parameters, in budget.
+    assert count_parameters(create_model("r003_mlp")) == 69345
+    widths = [16, 32, 64, 128, 256, 512]
+    mlps = sum(65000 <= count_parameters(create_model("r003_mlp", hidden=h)) <= 75000
+               for h in itertools.product(widths, repeat=4))
+    assert mlps == 47
+    cnn = create_model("r003_cnn", channels=(16, 32, 256), hidden=(128,))
+    assert [type(m).__name__ for m in cnn.features[0]] == [
+        "PatchConv2d", "MaxPool2d", "ReLU", "Conv2d", "MaxPool2d", "ReLU", "Conv2d", "ReLU"]
+    assert isinstance(cnn.classifier[-1], SigmoidPair)  # one sigmoid output
+
+
+def test_one_sigmoid_output_trains_as_binary_cross_entropy():
+    head = SigmoidPair(5)
+    x, target = torch.randn(7, 5), torch.randint(0, 2, (7,))
+    z = head.linear(x).squeeze(1)
+    torch.testing.assert_close(F.cross_entropy(head(x), target),
+                               F.binary_cross_entropy_with_logits(z, target.float()))
+
+
+def test_report_003_loss_weighs_the_binary_term():
+    out = ModelOutput(torch.randn(4, 2), torch.randn(4, 10), torch.randn(4, 10))
+    targets, classes = torch.randint(0, 2, (4,)), torch.randint(0, 10, (4, 2))
+    binary = F.cross_entropy(out.pair, targets)
+    digits = F.cross_entropy(out.digit_a, classes[:, 0]) + F.cross_entropy(out.digit_b,
+                                                                          classes[:, 1])
+    theirs = LossRecipe("ce", "ce", 0.8, "comparison")(out, targets, classes)
+    ours = LossRecipe("ce", "ce", 0.8)(out, targets, classes)
+    torch.testing.assert_close(theirs, digits + 0.8 * binary)
+    torch.testing.assert_close(ours, binary + 0.8 * digits)
+
+
+def test_report_004_networks():
+    cnn_2 = create_model("r004_siamese_cnn")
+    assert [c.out_channels for c in _layers(cnn_2, nn.Conv2d)] == [16, 32, 64]
+    assert not _layers(cnn_2, nn.MaxPool2d) and not _layers(cnn_2, nn.Dropout)
+    assert isinstance(cnn_2.head, nn.Linear) and cnn_2.head.in_features == 20  # logits → 2
+    assert count_parameters(create_model("r004_siamese_cnn", shared=False)) > \
+        count_parameters(cnn_2)
+    cnn_3 = create_model("r004_siamese_cnn3")
+    assert _layers(cnn_3, nn.MaxPool2d) and _layers(cnn_3, nn.Dropout)
+    assert _layers(cnn_3, MapLinear)[0].map_shape == (64, 3, 3)
+    rnn_1, rnn_2 = create_model("r004_rnn"), create_model("r004_rnn", head="longer")
+    assert isinstance(rnn_1.head, nn.Linear)
+    assert [m.out_features for m in _layers(rnn_2.head, nn.Linear)] == [64, 32, 2]
+
+
+@pytest.mark.parametrize("name", ["r000_ws", "r000_aux2", "r000_ws_aux", "r001_cnn_aux",
+                                  "r001_siamese_aux", "r004_siamese_cnn3"])
+def test_last_layer_comparisons_read_the_digit_logits(name):
+    model = create_model(name)
+    assert isinstance(model.head, nn.Linear) and model.head.in_features == 20
