@@ -236,9 +236,9 @@ def r001_cnn(*, activation: Activation = "relu", batchnorm: bool = True) -> nn.M
     return PairNet(nn.Identity(), _r001_cnn(2, 2, activation, batchnorm))
 
 
-def _r001_two_branch(shared: bool, act: str, batchnorm: bool) -> TwoBranchNet:
-    return TwoBranchNet(lambda: _r001_cnn(1, NUM_CLASSES, act, batchnorm), shared, True,
-                        "logits_linear", 0, act)
+def _r001_two_branch(shared: bool, act: str, batchnorm: bool, head: str) -> TwoBranchNet:
+    return TwoBranchNet(lambda: _r001_cnn(1, NUM_CLASSES, act, batchnorm), shared, True, head,
+                        64, act)
 
 
 _R001_AUX = """
@@ -249,21 +249,23 @@ _R001_AUX = """
     our neural network. The forward pass returns a (x, y, z) triplet ... we updated the
     "train_model" function to compute a loss for each of the elements of the returned
     triplet and simply summed them together" (use ``lambda=1``). The last layer is one
-    Linear(20, 2) on the two digit outputs.
+    Linear(20, 2) on the two digit outputs (``head=probs_mlp``: our probability head).
 """
 
 
 @register_model(digit_heads=True)
-def r001_cnn_aux(*, activation: Activation = "relu", batchnorm: bool = True) -> nn.Module:
+def r001_cnn_aux(*, activation: Activation = "relu", batchnorm: bool = True,
+                 head: Literal["logits_linear", "probs_mlp"] = "logits_linear") -> nn.Module:
     """Report 001's CNN_AUX: each digit its own CNN + BN, compared in the last layer."""
-    return _r001_two_branch(False, activation, batchnorm)
+    return _r001_two_branch(False, activation, batchnorm, head)
 
 
 @register_model(digit_heads=True)
-def r001_siamese_aux(*, activation: Activation = "relu", batchnorm: bool = True) -> nn.Module:
+def r001_siamese_aux(*, activation: Activation = "relu", batchnorm: bool = True,
+                     head: Literal["logits_linear", "probs_mlp"] = "logits_linear") -> nn.Module:
     """Report 001's SIAMESE_CNN_AUX: "reusing the same convolutions and layers for the two
     digits (otherwise it is very similar to the "CNN_AUX" model)"."""
-    return _r001_two_branch(True, activation, batchnorm)
+    return _r001_two_branch(True, activation, batchnorm, head)
 
 
 for _builder in (r001_cnn, r001_cnn_aux, r001_siamese_aux):
@@ -446,7 +448,8 @@ def _r004_cnn_branch(pool_and_dropout: bool) -> nn.Sequential:
 
 
 @register_model(digit_heads=False)
-def r004_siamese_cnn(*, shared: bool = True) -> nn.Module:
+def r004_siamese_cnn(*, shared: bool = True,
+                     head: Literal["logits_linear", "probs_mlp"] = "logits_linear") -> nn.Module:
     """Report 004's Siamese CNN 1 (``shared=false``) and 2 (``shared=true``).
 
     "Model 1: We started with a siamese network with 3 convolutional layers that is fully
@@ -455,14 +458,14 @@ def r004_siamese_cnn(*, shared: bool = True) -> nn.Module:
     concatenated, flattened and entered into a last linear layer before getting the final
     logits" (one Linear(20, 2)). Kernel sizes and widths are not given: 3×3 convolutions of
     16, 32 and 64 channels (14 → 12 → 10 → 8), then Linear(4096, 10); ReLU between layers
-    ("We also use ReLU between layers", said of the best model).
+    ("We also use ReLU between layers", said of the best model). ``head=probs_mlp``: ours.
     """
-    return TwoBranchNet(lambda: _r004_cnn_branch(False), shared, False, "logits_linear", 0,
-                        "relu")
+    return TwoBranchNet(lambda: _r004_cnn_branch(False), shared, False, head, 64, "relu")
 
 
 @register_model(digit_heads=True)
-def r004_siamese_cnn3() -> nn.Module:
+def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp"] = "logits_linear"
+                      ) -> nn.Module:
     """Report 004's Siamese CNN 3: shared weights, max pooling, dropout, auxiliary losses.
 
     "This model consists of a siamese network with convolutional layers and ... Other
@@ -471,9 +474,9 @@ def r004_siamese_cnn3() -> nn.Module:
     sub-parts are then concatenated and flattened and used as input to a linear layer that
     predicts the final binary logits." Model 2's three convolutions, max-pooling after the
     second (14 → 12 → 10 → 5 → 3), dropout (rate not given: 0.5) before Linear(576, 10);
-    use ``lambda=0.8`` for its weights w = [0.8, 0.8, 1].
+    use ``lambda=0.8`` for its weights w = [0.8, 0.8, 1]. ``head=probs_mlp``: ours.
     """
-    return TwoBranchNet(lambda: _r004_cnn_branch(True), True, True, "logits_linear", 0, "relu")
+    return TwoBranchNet(lambda: _r004_cnn_branch(True), True, True, head, 64, "relu")
 
 
 class R004Rnn(nn.Module):
@@ -492,7 +495,8 @@ class R004Rnn(nn.Module):
 
 
 @register_model(digit_heads=True)
-def r004_rnn(*, hidden: int = 64, head: Literal["linear", "longer"] = "linear") -> nn.Module:
+def r004_rnn(*, hidden: int = 64,
+             head: Literal["linear", "longer", "probs_mlp"] = "linear") -> nn.Module:
     """Report 004's Siamese RNN 1 (``head=linear``) and 2 (``head=longer``).
 
     "we used Elman RNN's which consists of three layers and a set of context units that form
@@ -503,13 +507,23 @@ def r004_rnn(*, hidden: int = 64, head: Literal["linear", "longer"] = "linear") 
     the end and tried training for a longer period of time". Elman's three layers are the
     input, the recurrent hidden layer and the output; the zero initial state is ``ElmanRNN``'s.
     The hidden size is not given: 64. The longer model: Linear(20, 64) → ReLU → Linear(64,
-    32) → ReLU → Linear(32, 2). Use ``lambda=0.8``.
+    32) → ReLU → Linear(32, 2). Use ``lambda=0.8``. ``head=probs_mlp``: ours, on the
+    softmax of the two outputs.
     """
     if head == "linear":
         layer: nn.Module = nn.Linear(2 * NUM_CLASSES, 2)
-    else:
+    elif head == "longer":
         layer = mlp(2 * NUM_CLASSES, [64, 32], 2, "relu")
+    else:
+        layer = nn.Sequential(_Softmax(), mlp(2 * NUM_CLASSES, [64], 2, "relu"))
     return R004Rnn(hidden, layer)
+
+
+class _Softmax(nn.Module):
+    """The softmax of each digit's 10 logits, for a head that reads probabilities."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.cat([half.softmax(dim=1) for half in x.chunk(2, dim=1)], dim=1)
 
 
 __all__ = ["FeaturePairNet", "PairNet", "R000Aux1", "R004Rnn", "SigmoidPair"]

@@ -22,7 +22,7 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
-from pairsearch.evaluation import Protocol, evaluate
+from pairsearch.evaluation import evaluate
 from pairsearch.search.driver import Strategy, drive
 from pairsearch.search.queries import best_distinct_trials, best_trial, retest_study_name
 from pairsearch.search.runner import Proposal, Runner, SearchSettings

@@ -51,6 +51,7 @@ class GridStrategy(Strategy):
     def __init__(self, space: SearchSpace, name: str = "grid", batch: int = 8) -> None:
         self.name = name
         self.cells = list(space.cells())
+        self.keys = [cell_key(c) for c in self.cells]
         self.batch = batch
         self._chooser = random.Random(worker_id())  # spreads workers over cells
         self._collided = False
@@ -62,7 +63,7 @@ class GridStrategy(Strategy):
     def _missing(self, study: optuna.Study) -> tuple[list[dict], bool]:
         trials = study.get_trials(deepcopy=False)
         taken = {claim_of(t) for t in trials if holds_claim(t)}
-        missing = [c for c in self.cells if cell_key(c) not in taken]
+        missing = [c for c, key in zip(self.cells, self.keys) if key not in taken]
         queued = any(t.state == TrialState.WAITING for t in trials)
         return missing, queued
 
