@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -146,3 +147,93 @@ def test_command_line_overrides_reach_every_stage():
         assert experiment.name == "bench"
         for stage in experiment.stages:
             assert stage.get("epochs") == 6 and stage.get("train_pairs") == 400
+
+
+POISONABLE = {
+    "description": "chains that must never read the test pairs",
+    "defaults": {"epochs": 1, "train_pairs": 120, "test_pairs": 60},
+    "stages": [
+        {"name": "grid", "kind": "grid", "folds": 2,
+         "variants": {"flat": {"model": "mlp", "hidden": "32"},
+                      "pairs": {"model": "siamese", "branch": "mlp", "hidden": "32"}},
+         "params": {"lr": [0.001, 0.03, 0.3]}},
+        {"name": "test", "kind": "test", "best_of": "grid", "repeats": 2},
+        {"name": "dropout", "kind": "test", "base": "grid", "repeats": 1,
+         "variants": {"flat": {}}, "params": {"dropout": [0.0, 0.5]}},
+        {"name": "tpe", "kind": "tpe", "folds": 2, "trials": 5,
+         "params": {"model": ["mlp", "siamese"], "lr": [0.001, 0.01, 0.1]}},
+        {"name": "tpe-retest", "kind": "retest", "of": "tpe", "top": 3, "folds": 2,
+         "repeats": 2},
+    ],
+}
+
+
+def _choices(storage) -> dict:
+    """What each stage chose: the configurations its tests ran, the retest's choice."""
+    choices = {}
+    for name in ("poison-test", "poison-dropout"):
+        study = optuna.load_study(study_name=name, storage=storage)
+        choices[name] = sorted(t.user_attrs["config_key"] for t in study.trials)
+    retest = optuna.load_study(study_name="poison-tpe-retest", storage=storage)
+    choices["retest"] = {k: v for k, v in retest.user_attrs["chosen"].items()
+                         if k in ("params", "retest_trial", "source_trial", "cv_accuracy")}
+    return choices
+
+
+def test_poisoned_test_labels_change_no_choice(tmp_path, monkeypatch):
+    """Searches and chains choose by CV on the training pairs: flipping every test label
+    changes the test scores, and no choice."""
+    from pairsearch.data import PairData, PairSet
+    from pairsearch.search import runner as runner_module
+
+    experiment = experiment_from_dict("poison", POISONABLE)
+    clean = open_storage(f"sqlite:///{tmp_path / 'clean.db'}")
+    run_experiment(experiment, clean, RunOptions(device="cpu", progress=False),
+                   report=lambda line: None)
+    real = runner_module.generate_draws
+
+    def poisoned(*args, **kwargs):
+        return [PairData(d.train, PairSet(d.test.inputs, 1 - d.test.targets, d.test.classes),
+                         d.source, d.mean, d.std, d.inputs) for d in real(*args, **kwargs)]
+
+    monkeypatch.setattr(runner_module, "generate_draws", poisoned)
+    dirty = open_storage(f"sqlite:///{tmp_path / 'dirty.db'}")
+    run_experiment(experiment, dirty, RunOptions(device="cpu", progress=False),
+                   report=lambda line: None)
+    assert _choices(clean) == _choices(dirty)
+    scores = [[t.value for t in optuna.load_study(study_name="poison-test", storage=s).trials]
+              for s in (clean, dirty)]
+    assert all(abs(a + b - 1) < 1e-6 for a, b in zip(*scores)), scores  # the poison reached
+
+
+@pytest.mark.process
+def test_table_command_on_a_quick_run(tmp_path):
+    run = [sys.executable, "-m", "pairsearch", "run", "report004", "--quick", "--no-progress",
+           "--device", "cpu"]
+    done = subprocess.run(run, capture_output=True, text=True, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    table = subprocess.run([*run, "--table", "--json"], capture_output=True, text=True,
+                           cwd=tmp_path)
+    assert table.returncode == 0, table.stderr
+    result = json.loads(table.stdout)
+    rows = {row["row"]: row for row in result["rows"]}
+    assert set(rows) == {"baseline", "linear_siamese_1", "linear_siamese_2", "siamese_cnn_1",
+                         "siamese_cnn_2", "siamese_cnn_3", "siamese_rnn_1", "siamese_rnn_2",
+                         "deep_siamese_cnn"}
+    for row in rows.values():
+        assert {"row", "report_mean", "report_std", "mean", "std", "runs", "draws", "params",
+                "report_params", "verdict"} <= set(row)
+        assert row["runs"] == 3 and row["draws"] == 3 and row["mean"] is not None
+        assert row["verdict"] in ("within", "above", "below")
+        expected = "within" if abs(row["mean"] - row["report_mean"]) <= 2 * max(
+            row["report_std"], row["std"]) else ("above" if row["mean"] > row["report_mean"]
+                                                 else "below")
+        assert row["verdict"] == expected
+    assert rows["siamese_cnn_3"]["report_mean"] == 81.03
+    assert result["seconds"] > 0 and result["devices"]
+    text = subprocess.run([*run, "--table"], capture_output=True, text=True, cwd=tmp_path)
+    assert text.returncode == 0 and "siamese_cnn_3" in text.stdout and "81.03" in text.stdout
+    none = subprocess.run([sys.executable, "-m", "pairsearch", "run", "report001", "--quick",
+                           "--table", "--json"], capture_output=True, text=True, cwd=tmp_path)
+    assert none.returncode == 0 and all(r["verdict"] == "not run"
+                                        for r in json.loads(none.stdout)["rows"])
