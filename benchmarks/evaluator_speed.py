@@ -50,7 +50,8 @@ import reference  # noqa: E402  (benchmarks/reference.py)
 
 from pairsearch.data import generate_pairs, load_pools  # noqa: E402
 from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device  # noqa: E402
-from pairsearch.evaluation.evaluator import resolve_engine, split_seed  # noqa: E402
+from pairsearch.evaluation.evaluator import resolve_engine  # noqa: E402
+from pairsearch.seeds import split_seed  # noqa: E402
 from pairsearch.evaluation.precision import PRECISIONS, resolve_precision  # noqa: E402
 
 

