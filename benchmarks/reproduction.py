@@ -1,0 +1,135 @@
+"""Write docs/reproduction.md from the stored studies: each report's figures beside ours.
+
+Usage:
+    python benchmarks/reproduction.py [--storage sqlite:///bench/experiments.db]
+        [--out docs/reproduction.md] [--prefix-of NAME=PREFIX]...
+
+Reads the studies of every shipped experiment (those not run show as "not run"), trains
+nothing, and writes one section per report: the faithful rows (``pairsearch run reportNNN
+--table``) with the improved companion's figure for the same row beside them, each
+experiment's time in trials and devices, and the best configuration found with its
+selection path. Every figure on the page comes from this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import platform
+from typing import Any, Optional
+
+import optuna
+import torch
+
+from pairsearch.experiments import (
+    experiment_times,
+    list_experiments,
+    load_experiment,
+    reproduction_rows,
+    stage_study_name,
+)
+from pairsearch.search.storage import open_storage
+
+REPORTS = ["report000", "report001", "report002", "report003", "report004"]
+
+
+def _figure(mean: Optional[float], std: Optional[float]) -> str:
+    if mean is None:
+        return "–"
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def _count(value: Any) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
+    experiment = load_experiment(name, prefix=prefixes.get(name))
+    companions = [c for c in list_experiments()
+                  if load_experiment(c).companion_of == name]
+    improved: dict[tuple[str, str], dict] = {}
+    for companion in companions:
+        other = load_experiment(companion, prefix=prefixes.get(companion))
+        for row in reproduction_rows(other, storage):
+            improved[(row["stage"], row["row"])] = {**row, "experiment": companion}
+    title = experiment.report.get("title", name)
+    lines = [f"## {name}: {title}", "", experiment.description, "",
+             f"Faithful: `pairsearch run {name}`" + (
+                 f"; improved: {', '.join(f'`pairsearch run {c}`' for c in companions)}"
+                 if companions else "") + ".", "",
+             "| stage | row | report | ours, as written | runs × draws | verdict | ours, improved "
+             "| parameters (ours / report) | note |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in reproduction_rows(experiment, storage):
+        other = improved.get((row["stage"], row["row"]))
+        runs = "–" if row["runs"] is None else f"{row['runs'] // max(row['draws'] or 1, 1)} × " \
+                                               f"{row['draws']}"
+        lines.append(
+            f"| {row['stage']} | {row['row']} | {_figure(row['report_mean'], row['report_std'])} "
+            f"| {_figure(row['mean'], row['std'])} | {runs} | {row['verdict']} | "
+            f"{_figure(other['mean'], other['std']) if other else '–'} | "
+            f"{_count(row['params'])} / {_count(row['report_params'])} | {row['note']} |")
+    for stage in experiment.stages:
+        if not stage.get("reported") and stage.get("description"):
+            lines.append(f"| {stage.name} | – | – | (see its study "
+                         f"`{stage_study_name(experiment, stage)}`) | | | | | |")
+    times = experiment_times(experiment, storage)
+    spent = ", ".join(f"{c}: {experiment_times(load_experiment(c, prefix=prefixes.get(c)), storage)['seconds'] / 60:.0f} min"
+                      for c in companions)
+    lines += ["", f"Time in trials: {times['seconds'] / 60:.0f} min"
+              + (f" ({spent})" if spent else "")
+              + f"; devices: {', '.join(times['devices']) or 'not run'}.", ""]
+    return lines
+
+
+def _best(storage, prefixes: dict[str, str]) -> list[str]:
+    experiment = load_experiment("best", prefix=prefixes.get("best"))
+    names = {s.study_name for s in storage.get_all_studies()}
+    retest = stage_study_name(experiment, experiment.stages[-1])
+    lines = ["## Beyond the reports: the best configuration found", "", experiment.description,
+             "", "`pairsearch run best`", ""]
+    if retest not in names:
+        return lines + ["Not run yet.", ""]
+    study = optuna.load_study(study_name=retest, storage=storage)
+    chosen = study.user_attrs.get("chosen")
+    if not chosen:
+        return lines + ["The retest has not chosen yet.", ""]
+    params = ", ".join(f"{k} {v}" for k, v in chosen["params"].items())
+    lines += [f"Chosen by 10-fold CV ({chosen['cv_accuracy']:.4f}) among the TPE study's 3 best: "
+              f"{params}. Its test accuracy, measured once: **{100 * chosen['test_accuracy_mean']:.2f} "
+              f"± {100 * chosen['test_accuracy_std']:.2f}%** ({chosen['test_protocol']['repeats']} "
+              f"trainings on each of {chosen['test_protocol']['draws']} draws; draw means "
+              f"{', '.join(f'{100 * m:.2f}' for m in chosen['test_draw_means'])}).", ""]
+    times = experiment_times(experiment, storage)
+    return lines + [f"Time in trials: {times['seconds'] / 60:.0f} min; devices: "
+                    f"{', '.join(times['devices'])}.", ""]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--storage", default="sqlite:///bench/experiments.db")
+    parser.add_argument("--out", default="docs/reproduction.md")
+    parser.add_argument("--prefix-of", action="append", default=[], metavar="NAME=PREFIX",
+                        help="an experiment stored under another prefix")
+    args = parser.parse_args()
+    prefixes = dict(item.split("=", 1) for item in args.prefix_of)
+    storage = open_storage(args.storage, create=False)
+    lines = ["# The five reports beside our runs", "",
+             "Generated by `python benchmarks/reproduction.py --storage "
+             f"{args.storage}` on {datetime.date.today()} ({platform.machine()}, torch "
+             f"{torch.__version__}); every figure comes from the stored studies. Report rows "
+             "are the reports' own networks as written (`pairsearch run reportNNN`); the "
+             "improved column is the companion experiment's figure for the same row (our "
+             "probability head, or CV selection for report 003). Accuracies in %, mean ± std "
+             "over all trainings (runs × draws of the pairs). Verdict: within when the "
+             "difference is at most twice the larger run-to-run std.", ""]
+    for name in REPORTS:
+        lines += _section(name, storage, prefixes)
+    lines += _best(storage, prefixes)
+    with open(args.out, "w") as handle:
+        handle.write("\n".join(lines))
+    print(f"written: {args.out}")
+
+
+if __name__ == "__main__":
+    main()
