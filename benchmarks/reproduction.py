@@ -62,8 +62,8 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
              "|---|---|---|---|---|---|---|---|---|"]
     for row in reproduction_rows(experiment, storage):
         other = improved.get((row["stage"], row["row"]))
-        runs = "–" if row["runs"] is None else f"{row['runs'] // max(row['draws'] or 1, 1)} × " \
-                                               f"{row['draws']}"
+        draws = max(row["draws"] or 1, 1)
+        runs = "–" if row["runs"] is None else f"{row['runs'] // draws} × {draws}"
         lines.append(
             f"| {row['stage']} | {row['row']} | {_figure(row['report_mean'], row['report_std'])} "
             f"| {_figure(row['mean'], row['std'])} | {runs} | {row['verdict']} | "

@@ -30,6 +30,7 @@ from optuna.trial import FrozenTrial, TrialState
 from pairsearch.experiments.running import stage_study_name
 from pairsearch.experiments.schema import Experiment, Stage
 from pairsearch.search.queries import best_distinct_trials
+from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
            "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
@@ -91,7 +92,9 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
             continue
         name = stage_study_name(experiment, stage)
         study = optuna.load_study(study_name=name, storage=storage) if name in names else None
-        draws = int(stage.get("draws", 1))
+        # The draws the stored study was run with (an override may differ from the file's).
+        protocol = study_meta(study).get("protocol", {}) if study is not None else {}
+        draws = int(protocol.get("draws", 1))
         for row, figures in reported.items():
             report_mean, report_std = _report_figures(figures)
             trial = _match(study, stage, row) if study is not None else None

@@ -203,3 +203,12 @@ def test_the_naive_model_trains_on_its_digit_losses_only(small_pairs):
     assert [r.final_loss for r in results[0].runs] == [r.final_loss for r in results[1].runs]
     assert results[0].config.loss_recipe().comparison is None
     assert results[0].config.key() == results[1].config.key()
+
+
+def test_evaluate_leaves_the_global_random_state_alone(small_pairs):
+    """Each run seeds its own initialisation; the caller's torch RNG is not touched."""
+    torch.manual_seed(1234)
+    before = torch.random.get_rng_state()
+    evaluate(Config.from_settings("siamese_aux", {"epochs": "1", "dropout": "0.2"}), small_pairs,
+             Protocol("cv", folds=2), seed=3)
+    assert torch.equal(torch.random.get_rng_state(), before)
