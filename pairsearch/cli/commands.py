@@ -183,8 +183,9 @@ def _run_search(args: argparse.Namespace, strategy: str, run) -> int:
     try:
         space = load_space(args.space)
         name = args.study or f"{space.name}-{strategy}"
-        storage = open_storage(args.storage)
-        summary = run(space, _search_settings(args), storage, name, stop)
+        settings = _search_settings(args)
+        # Opened by the driver once every check passed: a refused search writes nothing.
+        summary = run(space, settings, lambda: open_storage(args.storage), name, stop)
     except KeyboardInterrupt:
         print("pairsearch: interrupted; the running trial is marked failed and will be "
               "evaluated again: run the same command to resume", file=sys.stderr)
@@ -193,8 +194,8 @@ def _run_search(args: argparse.Namespace, strategy: str, run) -> int:
         stop.uninstall()
         codes = [child.wait() for child in children]
     if children:  # the study's totals now include the other workers' trials
-        summary = replace(summary, **study_totals(optuna.load_study(study_name=name,
-                                                                    storage=storage)))
+        summary = replace(summary, **study_totals(optuna.load_study(
+            study_name=name, storage=open_storage(args.storage))))
     _print_summary(summary, args.storage)
     if any(codes):
         print(f"pairsearch: {sum(1 for c in codes if c)} worker process(es) failed "

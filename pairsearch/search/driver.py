@@ -20,7 +20,7 @@ import time
 import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import optuna
 from optuna.trial import TrialState
@@ -148,7 +148,8 @@ class Strategy(ABC):
 
 
 def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
-          storage: optuna.storages.BaseStorage, study_name: str, progress: bool = True,
+          storage: optuna.storages.BaseStorage | Callable[[], optuna.storages.BaseStorage],
+          study_name: str, progress: bool = True,
           stop: StopRequest = NEVER, batching: str = "auto") -> SearchSummary:
     """Run (or resume) ``strategy``'s search into study ``study_name``.
 
@@ -156,7 +157,8 @@ def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
         strategy: What proposes the cells.
         space: The search space.
         settings: The protocol.
-        storage: Optuna storage.
+        storage: Optuna storage, or a function opening it (called once every check has
+            passed, so that a refused search leaves no new database file behind).
         study_name: Study to create or continue.
         progress: Show a progress bar with the best value so far.
         stop: Checked between trials; stops the search when requested.
@@ -174,6 +176,8 @@ def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
     if batching not in BATCHING:
         raise BadValue("batching", batching, f"valid: {', '.join(BATCHING)}")
     runner = strategy.make_runner(space, settings)  # every check, before any write
+    if callable(storage):  # opened only now: a refused search creates no database file
+        storage = storage()
     study = open_study(storage, study_name, strategy.meta(space, settings),
                        sampler=strategy.sampler(settings), pruner=strategy.pruner(settings),
                        metric=strategy.metric)

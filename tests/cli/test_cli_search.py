@@ -65,6 +65,10 @@ def test_grid_genetic_tpe_show_studies(tmp_path, space_file):
     (["genetic", "--survivors", "1.5"], "--survivors"),
     (["tpe", "--trials", "0"], "--trials"),
     (["grid", "--folds", "1"], "K >= 2"),
+    (["grid", "--space", "quick", "--folds", "1000"], "cannot make 1000 stratified folds"),
+    (["grid", "--halving", "--space", "quick", "--epochs", "4", "--min-epochs", "9"],
+     "bad value 9 for --min-epochs"),
+    (["tpe", "--trials", "3", "--pruner", "hyperband", "--eta", "1"], "bad value 1 for --eta"),
     (["show", "--study", "nothing"], "no database"),
 ])
 def test_bad_search_input(tmp_path, args, message):

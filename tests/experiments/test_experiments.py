@@ -130,9 +130,9 @@ def test_run_command_quick_and_list(tmp_path):
     assert done.returncode == 0, done.stderr
     study = optuna.load_study(study_name="report004-quick-models",
                               storage=f"sqlite:///{tmp_path / 'studies.db'}")
-    assert len(study.trials) == 8
-    assert all("2 draws" in t.user_attrs["data"] for t in study.trials)
-    assert all(len(t.user_attrs["draw_means"]) == 2 for t in study.trials)
+    assert len(study.trials) == 9
+    assert all("3 draws" in t.user_attrs["data"] for t in study.trials)
+    assert all(len(t.user_attrs["draw_means"]) == 3 for t in study.trials)
     assert (tmp_path / "rep" / "report004-quick.md").exists()
     bad = subprocess.run([sys.executable, "-m", "pairsearch", "run", "report999"],
                          capture_output=True, text=True, cwd=tmp_path)
