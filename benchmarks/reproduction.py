@@ -74,8 +74,9 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
             lines.append(f"| {stage.name} | – | – | (see its study "
                          f"`{stage_study_name(experiment, stage)}`) | | | | | |")
     times = experiment_times(experiment, storage)
-    spent = ", ".join(f"{c}: {experiment_times(load_experiment(c, prefix=prefixes.get(c)), storage)['seconds'] / 60:.0f} min"
-                      for c in companions)
+    spent = ", ".join(
+        f"{c}: {experiment_times(load_experiment(c, prefix=prefixes.get(c)), storage)['seconds'] / 60:.0f} min"  # noqa: E501
+        for c in companions)
     lines += ["", f"Time in trials: {times['seconds'] / 60:.0f} min"
               + (f" ({spent})" if spent else "")
               + f"; devices: {', '.join(times['devices']) or 'not run'}.", ""]
@@ -95,9 +96,10 @@ def _best(storage, prefixes: dict[str, str]) -> list[str]:
     if not chosen:
         return lines + ["The retest has not chosen yet.", ""]
     params = ", ".join(f"{k} {v}" for k, v in chosen["params"].items())
-    lines += [f"Chosen by 10-fold CV ({chosen['cv_accuracy']:.4f}) among the TPE study's 3 best: "
-              f"{params}. Its test accuracy, measured once: **{100 * chosen['test_accuracy_mean']:.2f} "
-              f"± {100 * chosen['test_accuracy_std']:.2f}%** ({chosen['test_protocol']['repeats']} "
+    mean, std = 100 * chosen["test_accuracy_mean"], 100 * chosen["test_accuracy_std"]
+    lines += [f"Chosen by 10-fold CV ({chosen['cv_accuracy']:.4f}) among the TPE study's 3 "
+              f"best: {params}. Its test accuracy, measured once: **{mean:.2f} ± {std:.2f}%** "
+              f"({chosen['test_protocol']['repeats']} "
               f"trainings on each of {chosen['test_protocol']['draws']} draws; draw means "
               f"{', '.join(f'{100 * m:.2f}' for m in chosen['test_draw_means'])}).", ""]
     times = experiment_times(experiment, storage)

@@ -136,6 +136,13 @@ def _print_evaluation(report: dict[str, Any]) -> None:
         print(f"FAILED: {report['failed']}")
 
 
+def _interrupted() -> int:
+    """Ctrl-C twice: the running trial was failed (not a result) and runs again on resume."""
+    print("pairsearch: interrupted; the running trial is marked failed and will be "
+          "evaluated again: run the same command to resume", file=sys.stderr)
+    return 130
+
+
 def _search_settings(args: argparse.Namespace):
     from pairsearch.search.runner import SearchSettings
 
@@ -187,9 +194,7 @@ def _run_search(args: argparse.Namespace, strategy: str, run) -> int:
         # Opened by the driver once every check passed: a refused search writes nothing.
         summary = run(space, settings, lambda: open_storage(args.storage), name, stop)
     except KeyboardInterrupt:
-        print("pairsearch: interrupted; the running trial is marked failed and will be "
-              "evaluated again: run the same command to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
     finally:
         stop.uninstall()
         codes = [child.wait() for child in children]
@@ -349,9 +354,7 @@ def _run_experiment(experiment, args: argparse.Namespace) -> int:
                                  RunOptions(args.seed, args.data, args.device, args.precision,
                                             not args.no_progress), stop)
     except KeyboardInterrupt:
-        print("pairsearch: interrupted; the running trial is marked failed and will be "
-              "evaluated again: run the same command to resume", file=sys.stderr)
-        return 130
+        return _interrupted()
     finally:
         stop.uninstall()
     if stop.requested:

@@ -34,23 +34,11 @@ from pairsearch.models.blocks import (
     split_pair,
 )
 from pairsearch.models.registry import register_model
-from pairsearch.models.zoo import TwoBranchNet
+from pairsearch.models.zoo import FlatNet, TwoBranchNet
 
 Size = Literal["model_1", "model_2"]
 # An unstated dropout rate is torch's default, nn.Dropout()'s p = 0.5.
 UNSTATED_DROPOUT = 0.5
-
-
-class PairNet(nn.Module):
-    """A network on the whole 2-channel pair: features → classifier → pair logits."""
-
-    def __init__(self, features: nn.Module, classifier: nn.Module) -> None:
-        super().__init__()
-        self.features = features
-        self.classifier = classifier
-
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        return ModelOutput(self.classifier(self.features(x)))
 
 
 class SigmoidPair(nn.Module):
@@ -115,7 +103,7 @@ def r000_cnn(*, size: Size = "model_1") -> nn.Module:
     of those layers gives (we follow the layers). model_2's dropout rate is unstated: 0.5.
     """
     features = _r000_features(size, 2)
-    return PairNet(features, _r000_classifier(size, output_shape(features, (2, 14, 14)), 2))
+    return FlatNet(features, _r000_classifier(size, output_shape(features, (2, 14, 14)), 2))
 
 
 class R000Aux1(nn.Module):
@@ -233,7 +221,7 @@ _R001_CNN = """
 @register_model(digit_heads=False)
 def r001_cnn(*, activation: Activation = "relu", batchnorm: bool = True) -> nn.Module:
     """Report 001's CNN + BN on the 2-channel pair."""
-    return PairNet(nn.Identity(), _r001_cnn(2, 2, activation, batchnorm))
+    return FlatNet(nn.Identity(), _r001_cnn(2, 2, activation, batchnorm))
 
 
 def _r001_two_branch(shared: bool, act: str, batchnorm: bool, head: str) -> TwoBranchNet:
@@ -360,7 +348,7 @@ def _r003(kind: str, shared: bool, digit_heads: bool, hidden: tuple[int, ...],
         features = _r003_cnn_features(in_channels, channels, act, batchnorm)
         width, classifier_hidden = output_shape(features, (in_channels, 14, 14))[0], hidden[0]
     if not shared:
-        return PairNet(features, _r003_binary(kind, width, classifier_hidden, act))
+        return FlatNet(features, _r003_binary(kind, width, classifier_hidden, act))
     digit = _r003_digit(kind, width, classifier_hidden, act) if digit_heads else None
     return FeaturePairNet(features, _r003_binary(kind, 2 * width, classifier_hidden, act),
                           digit)
@@ -526,4 +514,4 @@ class _Softmax(nn.Module):
         return torch.cat([half.softmax(dim=1) for half in x.chunk(2, dim=1)], dim=1)
 
 
-__all__ = ["FeaturePairNet", "PairNet", "R000Aux1", "R004Rnn", "SigmoidPair"]
+__all__ = ["FeaturePairNet", "R000Aux1", "R004Rnn", "SigmoidPair"]

@@ -162,9 +162,11 @@ def score_chosen(target: optuna.Study, space: SearchSpace, settings: SearchSetti
     target.set_user_attr("chosen", {
         "retest_trial": chosen.number, "source_trial": chosen.user_attrs.get("source_trial"),
         "params": dict(chosen.params), "cv_accuracy": chosen.value,
-        "test_accuracy_mean": report["accuracy_mean"], "test_accuracy_std": report["accuracy_std"],
+        "test_accuracy_mean": report["accuracy_mean"],
+        "test_accuracy_std": report["accuracy_std"],
         "test_accuracies": report["accuracies"], "test_draw_means": report["draw_means"],
-        "test_f1_mean": report["f1_mean"], "test_digit_accuracy_mean": report["digit_accuracy_mean"],
+        "test_f1_mean": report["f1_mean"],
+        "test_digit_accuracy_mean": report["digit_accuracy_mean"],
         "test_protocol": report["protocol"], "failed": report["failed"],
         "device": report["device"], "precision": report["precision"],
         "train_seconds": report["train_seconds"]})

@@ -43,6 +43,7 @@ def test_choices_come_from_the_library_names():
     parser = build_parser()
     assert parser.parse_args(["tpe", "--trials", "1", "--pruner", PRUNERS[1]]).pruner == PRUNERS[1]
     for engine in ENGINES:
-        assert parser.parse_args(["evaluate", "--model", "mlp", "--engine", engine]).engine == engine
+        args = parser.parse_args(["evaluate", "--model", "mlp", "--engine", engine])
+        assert args.engine == engine
     for precision in PRECISIONS:
         assert parser.parse_args(["grid", "--precision", precision]).precision == precision

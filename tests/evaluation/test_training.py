@@ -2,41 +2,30 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
-from torch import nn
 
 from pairsearch.evaluation import Config, Protocol, evaluate
 from pairsearch.evaluation.training import batch_slices, train_ensemble, train_model
 from pairsearch.models import create_model
 from pairsearch.models.ensemble import Ensemble
 
-# Options that make a model's forward deterministic (no dropout) and exercise BatchNorm.
-DETERMINISTIC = {"mlp": {"batchnorm": True}, "cnn": {"batchnorm": True},
-                 "siamese_aux": {"batchnorm": True}, "deep_aux": {"dropout": 0.0}}
-
-
-def members_of(name: str, count: int, **options) -> list[nn.Module]:
-    models = []
-    for seed in range(count):
-        torch.manual_seed(seed)
-        models.append(create_model(name, **options))
-    return models
-
-
 def _train_both(small_pairs, name, train_options, engine, **model_options):
     """Two runs trained alone and as an ensemble, from the same weights and seeds."""
     config = Config.from_settings(name, {"epochs": "2", "batch_size": "32", **train_options}).train
     pairs = small_pairs.train
     index = [torch.arange(0, 150), torch.arange(50, 200)]
-    alone = []
+    alone, members = [], []
     for seed, idx in enumerate(index):
         torch.manual_seed(seed)
         model = create_model(name, **model_options)
+        members.append(copy.deepcopy(model))  # the same starting weights
         outcome = train_model(model, pairs.subset(idx), config,
                               torch.Generator().manual_seed(100 + seed))
         alone.append((model, outcome.final_loss))
-    ensemble = Ensemble(members_of(name, 2, **model_options), engine)
+    ensemble = Ensemble(members, engine)
     outcome = train_ensemble(ensemble, pairs, index, config,
                              [torch.Generator().manual_seed(100 + s) for s in range(2)])
     return alone, ensemble, outcome
