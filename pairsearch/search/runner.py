@@ -388,11 +388,16 @@ class Runner:
 
     def _record(self, trial: optuna.Trial, proposal: Proposal, key: str,
                 evaluation: Evaluation) -> Outcome:
+        epochs = evaluation.config.train.epochs
         if evaluation.stopped_at is not None:
             self.evaluated += 1
             trial.set_user_attr("stopped_at_step", evaluation.stopped_at)
+            # The epochs it trained (steps count on across groups of unequal folds).
+            trial.set_user_attr("budget", evaluation.stopped_at % epochs + 1)
             return self._tell(trial, proposal, TrialState.PRUNED, self._last_report(trial))
         self.evaluated += 1
+        if "budget" not in proposal.attrs:
+            trial.set_user_attr("budget", epochs)
         stored = self._store(trial, key, evaluation)
         if evaluation.failed:
             self.failed += 1

@@ -154,6 +154,9 @@ def test_tpe_with_a_multi_fidelity_pruner(storage, tiny_space, tiny, pruner):
                for t in trained)
     pruned = [t for t in trained if t.state == TrialState.PRUNED]
     assert pruned and all(len(t.intermediate_values) < 4 for t in pruned)
+    # Each trial records the epochs it trained.
+    assert all(t.user_attrs["budget"] == len(t.intermediate_values) for t in pruned)
+    assert all(t.user_attrs["budget"] == 4 for t in trained if t.state == TrialState.COMPLETE)
 
 
 def test_a_bad_pruner_setting_writes_nothing(storage, tiny_space, tiny):
