@@ -11,7 +11,8 @@ Runs, one after the other in this process (each a resumable study, so an interru
 benchmark continues where it stopped):
 
 - ``grid``: the exhaustive grid, once: the reference (its best cell and value);
-- ``halving``: successive halving of the grid (deterministic: one run);
+- ``halving``: successive halving of the grid from ``--min-epochs`` (deterministic: one
+  run); ``halving-N`` starts from N epochs instead;
 - ``tpe``, ``tpe-hyperband``: Optuna TPE with the median pruner / Hyperband, per seed;
 - ``ga-faithful`` (report 002: fitness = accuracy + 0.75 × individuality),
   ``ga-normalised`` (0.75 × individuality / its maximum), ``ga-nobonus``,
@@ -35,6 +36,7 @@ import argparse
 import json
 import platform
 import time
+import warnings
 from typing import Optional
 
 import numpy as np
@@ -115,10 +117,11 @@ def run_all(args: argparse.Namespace, storage, seeds: list[int]) -> None:
     if "grid" in args.strategies:
         timed("grid", lambda: run_grid(space, SearchSettings(**base), storage,
                                        study_name("grid", None), progress=False))
-    if "halving" in args.strategies:
-        timed("halving", lambda: run_halving(space, SearchSettings(**base), storage,
-                                             study_name("halving", None), args.min_epochs,
-                                             args.eta, progress=False))
+    for name in [s for s in args.strategies if s.startswith("halving")]:
+        first = int(name.split("-")[1]) if "-" in name else args.min_epochs
+        timed(name, lambda: run_halving(space, SearchSettings(**base), storage,
+                                        study_name(name, None), first, args.eta,
+                                        progress=False))
     for seed in seeds:
         settings = SearchSettings(**base, strategy_seed=seed)
         for name, pruner in TPE_VARIANTS.items():
@@ -170,7 +173,7 @@ def report(args: argparse.Namespace, storage, seeds: list[int]) -> dict:
     for strategy in args.strategies:
         if strategy == "grid":
             continue
-        runs = [None] if strategy == "halving" else seeds
+        runs = [None] if strategy.startswith("halving") else seeds
         rows = []
         for seed in runs:
             name = study_name(strategy, seed)
@@ -223,7 +226,8 @@ def _plot(args: argparse.Namespace, curves: dict[str, list], grid_points: list,
             index = np.searchsorted(seconds, grid_times, side="right") - 1
             values.append(np.where(index >= 0, bests[np.clip(index, 0, None)], np.nan))
         values = np.array(values)
-        with np.errstate(all="ignore"):
+        with warnings.catch_warnings():  # before a run's first result: all NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             median = np.nanmedian(values, axis=0)
             q1, q3 = np.nanpercentile(values, 25, axis=0), np.nanpercentile(values, 75, axis=0)
         line, = axis.plot(grid_times, median, label=f"{strategy} ({len(runs)} runs)")
@@ -266,7 +270,7 @@ def main() -> None:
     parser.add_argument("--report-only", action="store_true", help="run nothing, report")
     args = parser.parse_args()
     args.strategies = args.strategies.split(",")
-    unknown = set(args.strategies) - set(ALL)
+    unknown = {s for s in args.strategies if not s.startswith("halving-")} - set(ALL)
     if unknown:
         raise SystemExit(f"unknown strategies {sorted(unknown)}; valid: {', '.join(ALL)}")
     optuna.logging.set_verbosity(optuna.logging.WARNING)
