@@ -75,20 +75,32 @@ def study_name(strategy: str, seed: Optional[int]) -> str:
     return f"bench-{strategy}" if seed is None else f"bench-{strategy}-s{seed}"
 
 
+def crashed(trial: optuna.trial.FrozenTrial) -> bool:
+    """Failed because its worker died (a kill): its cell is trained again later, and its
+    stored end is when another run noticed, not when it stopped working."""
+    return trial.state == TrialState.FAIL and "fail_reason" not in trial.user_attrs
+
+
+def trial_seconds(trial: optuna.trial.FrozenTrial) -> float:
+    """A finished trial's duration; 0 for a crashed one."""
+    if trial.datetime_start is None or trial.datetime_complete is None or crashed(trial):
+        return 0.0
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
 def curve(study: optuna.Study) -> list[tuple[int, float, float]]:
     """(configurations trained, seconds, best value so far) after each finished trial, in
     completion order. Reused results cost nothing; low-budget (PRUNED) results count as
     trained but do not set the best: only full-budget values do."""
     finished = [t for t in study.get_trials(deepcopy=False)
                 if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
-                and t.datetime_complete is not None]
+                and t.datetime_complete is not None and not crashed(t)]
     points, best, trained, seconds = [], float("nan"), 0, 0.0
     for trial in sorted(finished, key=lambda t: t.datetime_complete):
         attrs = trial.user_attrs
         if not ({"reused_from", "duplicate_of", "sampled"} & set(attrs)):
             trained += 1
-        if trial.datetime_start is not None:
-            seconds += (trial.datetime_complete - trial.datetime_start).total_seconds()
+        seconds += trial_seconds(trial)
         if trial.state == TrialState.COMPLETE:
             best = trial.value if np.isnan(best) else max(best, trial.value)
         points.append((trained, seconds, best))
