@@ -2,8 +2,7 @@
 
 Usage:
     python benchmarks/full_protocol.py --storage sqlite:///bench/experiments.db
-        [--studies report002-halving,report002-genetic,...] [--reference report002-grid]
-        [--out docs/full_protocol.md]
+        [--studies NAME,...] [--reference report002-grid] [--out docs/full_protocol.md]
 
 Trains nothing. The studies are runs of ``pairsearch grid --halving``, ``genetic`` and
 ``tpe`` on report 002's space with the same data, folds and seed (3-fold CV, 25 epochs,
@@ -13,7 +12,10 @@ counted), time in trials (the sum of the trials' durations as Optuna stored them
 wall time (first start to last finish, less any pause over a minute between trials, e.g.
 a kill and resume), and its best full-budget configuration. ``--reference`` names the
 exhaustive grid's study; until it exists, the best any study found stands in for it, and
-the page says so.
+the page says so. By default the studies are every ``report002-STRATEGY`` and
+``report002-STRATEGY-sN`` in the storage (STRATEGY: halving, tpe, tpe-hyperband, genetic,
+genetic-halving; ``-sN`` a run with ``--strategy-seed N``), and a second table gives each
+strategy's runs: how many reach the reference, and the median time.
 """
 
 from __future__ import annotations
@@ -21,6 +23,8 @@ from __future__ import annotations
 import argparse
 import datetime
 import platform
+import re
+import statistics
 import sys
 from pathlib import Path
 from typing import Optional
@@ -35,8 +39,7 @@ from search_strategies import curve, trial_seconds  # noqa: E402  (a sibling scr
 from pairsearch.search.queries import best_trial, config_key_of  # noqa: E402
 from pairsearch.search.storage import open_storage, study_meta  # noqa: E402
 
-STUDIES = ["report002-halving", "report002-tpe", "report002-genetic",
-           "report002-genetic-halving"]
+STUDY = re.compile(r"^report002-(halving|tpe|tpe-hyperband|genetic|genetic-halving)(-s\d+)?$")
 PAUSE_SECONDS = 60.0
 
 
@@ -85,6 +88,28 @@ def summarise(study: optuna.Study) -> dict:
             "devices": devices}
 
 
+def family(name: str) -> str:
+    """A study's strategy without its seed suffix: report002-tpe-s3 -> report002-tpe."""
+    return re.sub(r"-s\d+$", "", name)
+
+
+def _strategy_table(rows: list[dict], target) -> list[str]:
+    lines = ["| strategy | runs (seeds) | reach the reference | within 0.5 points | "
+             "trainings, median | time in trials, median [range] |", "|---|---|---|---|---|---|"]
+    for name in dict.fromkeys(family(r["study"]) for r in rows):
+        runs = [r for r in rows if family(r["study"]) == name and r["best"] is not None]
+        if not runs:
+            continue
+        reach = sum(r["best"].value >= target.value - 1e-12 for r in runs)
+        near = sum(r["best"].value >= target.value - 0.005 - 1e-12 for r in runs)
+        minutes = [r["seconds"] / 60 for r in runs]
+        lines.append(f"| `{name}` | {len(runs)} | {reach}/{len(runs)} | {near}/{len(runs)} | "
+                     f"{statistics.median(r['trained'] for r in runs):.0f} | "
+                     f"{statistics.median(minutes):.1f} min [{min(minutes):.1f}–"
+                     f"{max(minutes):.1f}] |")
+    return lines + [""]
+
+
 def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
     found = [r for r in rows if r["best"] is not None]
     if reference is not None and reference["best"] is not None:
@@ -127,6 +152,7 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
             f"{', '.join(row['devices']) or '–'} |")
     lines.append("")
     if target is not None:
+        lines += _strategy_table(rows, target)
         lines.append(f"Reference: {target_name}: {_config(target)}, "
                      f"{100 * target.value:.2f}% 3-fold CV.")
         if reference is None or reference["best"] is None:
@@ -146,7 +172,8 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", required=True)
-    parser.add_argument("--studies", default=",".join(STUDIES))
+    parser.add_argument("--studies", default=None,
+                        help="comma-separated study names (default: every report002-STRATEGY[-sN])")
     parser.add_argument("--reference", default="report002-grid",
                         help="the exhaustive full-protocol grid's study, when it exists")
     parser.add_argument("--out", default=None, help="write the page here (else print it)")
@@ -154,8 +181,10 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     storage = open_storage(args.storage, create=False)
     names = {s.study_name for s in storage.get_all_studies()}
+    wanted = args.studies.split(",") if args.studies else sorted(
+        (n for n in names if STUDY.match(n)), key=lambda n: (family(n), len(n), n))
     rows = [summarise(optuna.load_study(study_name=n, storage=storage))
-            for n in args.studies.split(",") if n in names]
+            for n in wanted if n in names]
     reference = (summarise(optuna.load_study(study_name=args.reference, storage=storage))
                  if args.reference in names else None)
     command = "python benchmarks/full_protocol.py --storage " + args.storage + (
