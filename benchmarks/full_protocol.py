@@ -34,9 +34,9 @@ import torch
 from optuna.trial import TrialState
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from search_strategies import curve, trial_seconds  # noqa: E402  (a sibling script, not a package)
+from search_strategies import curve  # noqa: E402  (a sibling script, not a package)
 
-from pairsearch.search.queries import best_trial, config_key_of  # noqa: E402
+from pairsearch.search.queries import best_trial, config_key_of, trial_seconds  # noqa: E402
 from pairsearch.search.storage import open_storage, study_meta  # noqa: E402
 
 STUDY = re.compile(r"^report002-(halving|tpe|tpe-hyperband|genetic|genetic-halving)(-s\d+)?$")

@@ -45,7 +45,7 @@ from optuna.trial import TrialState
 
 from pairsearch.search.genetic import GeneticSettings, run_genetic
 from pairsearch.search.halving import run_halving
-from pairsearch.search.queries import best_trial
+from pairsearch.search.queries import best_trial, crashed, trial_seconds
 from pairsearch.search.runner import SearchSettings
 from pairsearch.search.space import load_space
 from pairsearch.search.storage import open_storage
@@ -73,19 +73,6 @@ def parse_seeds(text: str) -> list[int]:
 
 def study_name(strategy: str, seed: Optional[int]) -> str:
     return f"bench-{strategy}" if seed is None else f"bench-{strategy}-s{seed}"
-
-
-def crashed(trial: optuna.trial.FrozenTrial) -> bool:
-    """Failed because its worker died (a kill): its cell is trained again later, and its
-    stored end is when another run noticed, not when it stopped working."""
-    return trial.state == TrialState.FAIL and "fail_reason" not in trial.user_attrs
-
-
-def trial_seconds(trial: optuna.trial.FrozenTrial) -> float:
-    """A finished trial's duration; 0 for a crashed one."""
-    if trial.datetime_start is None or trial.datetime_complete is None or crashed(trial):
-        return 0.0
-    return (trial.datetime_complete - trial.datetime_start).total_seconds()
 
 
 def curve(study: optuna.Study) -> list[tuple[int, float, float]]:

@@ -29,7 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pairsearch.experiments.running import stage_study_name
 from pairsearch.experiments.schema import Experiment, Stage
-from pairsearch.search.queries import best_distinct_trials
+from pairsearch.search.queries import best_distinct_trials, trial_seconds
 from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
@@ -137,7 +137,8 @@ def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStor
 
 def experiment_times(experiment: Experiment, storage: optuna.storages.BaseStorage
                      ) -> dict[str, Any]:
-    """Wall seconds in the experiment's trials (Σ trial durations) and the devices used."""
+    """Seconds in the experiment's trials (Σ trial durations; a crashed trial's counts 0)
+    and the devices used."""
     names = {s.study_name for s in storage.get_all_studies()}
     seconds, devices = 0.0, set()
     for stage in experiment.stages:
@@ -146,8 +147,7 @@ def experiment_times(experiment: Experiment, storage: optuna.storages.BaseStorag
             continue
         for trial in optuna.load_study(study_name=name, storage=storage).get_trials(
                 deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)):
-            if trial.datetime_start and trial.datetime_complete:
-                seconds += (trial.datetime_complete - trial.datetime_start).total_seconds()
+            seconds += trial_seconds(trial)
             if trial.user_attrs.get("device"):
                 devices.add(f"{trial.user_attrs['device']} ({trial.user_attrs.get('precision')})")
     return {"seconds": seconds, "devices": sorted(devices)}

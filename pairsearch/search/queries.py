@@ -69,6 +69,20 @@ def run_accuracies(trial: FrozenTrial) -> list[float]:
     return trial.user_attrs.get("accuracies") or trial.user_attrs.get("test_accuracies") or []
 
 
+def crashed(trial: FrozenTrial) -> bool:
+    """Failed because its worker died (a kill, a lost machine), not on its own: it keeps no
+    ``fail_reason``, its cell is trained again later, and its stored end is when another
+    run noticed, not when it stopped working."""
+    return trial.state == TrialState.FAIL and "fail_reason" not in trial.user_attrs
+
+
+def trial_seconds(trial: FrozenTrial) -> float:
+    """A finished trial's duration in seconds; 0 for an unfinished or crashed one."""
+    if trial.datetime_start is None or trial.datetime_complete is None or crashed(trial):
+        return 0.0
+    return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
 def state_counts(study: optuna.Study) -> dict[str, int]:
     """Trials by state: ``complete``, ``failed``, ``pruned``, ``running``, ``waiting``."""
     counts = Counter(t.state for t in study.get_trials(deepcopy=False))
