@@ -216,14 +216,17 @@ def test_table_command_on_a_quick_run(tmp_path):
                            cwd=tmp_path)
     assert table.returncode == 0, table.stderr
     result = json.loads(table.stdout)
-    rows = {row["row"]: row for row in result["rows"]}
+    rows = {row["row"]: row for row in result["rows"] if row["stage"] == "models"}
     assert set(rows) == {"baseline", "linear_siamese_1", "linear_siamese_2", "siamese_cnn_1",
                          "siamese_cnn_2", "siamese_cnn_3", "siamese_rnn_1", "siamese_rnn_2",
                          "deep_siamese_cnn"}
-    for row in rows.values():
+    ablations = [row for row in result["rows"] if row["stage"] != "models"]
+    assert {row["stage"] for row in ablations} == {"sgd-batch", "adam-batch"}
+    for row in result["rows"]:
         assert {"row", "report_mean", "report_std", "mean", "std", "runs", "draws", "params",
                 "report_params", "verdict"} <= set(row)
-        assert row["runs"] == 3 and row["draws"] == 3 and row["mean"] is not None
+        draws = 3 if row["stage"] == "models" else 2  # the ablations' quick draws
+        assert row["runs"] == draws and row["draws"] == draws and row["mean"] is not None
         assert row["verdict"] in ("within", "above", "below")
         expected = "within" if abs(row["mean"] - row["report_mean"]) <= 2 * max(
             row["report_std"], row["std"]) else ("above" if row["mean"] > row["report_mean"]
