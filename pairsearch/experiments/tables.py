@@ -19,6 +19,7 @@ else ``above`` or ``below``; ``not run`` when the study holds no such trial.
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Optional
 
@@ -29,7 +30,8 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pairsearch.experiments.running import stage_study_name
 from pairsearch.experiments.schema import Experiment, Stage
-from pairsearch.search.queries import best_distinct_trials, trial_seconds
+from pairsearch.search.queries import best_distinct_trials, crashed, trial_seconds
+from pairsearch.search.space import space_from_dict
 from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
@@ -67,6 +69,21 @@ def _match(study: optuna.Study, stage: Stage, row: str) -> Optional[FrozenTrial]
     return next((t for t in complete if row_label(t.params) == row), None)
 
 
+def unfinished_cells(study: optuna.Study) -> Optional[tuple[int, int]]:
+    """(cells finished, cells in the space) of a grid or test study still under way, else
+    ``None`` (complete, or not a study that covers a space)."""
+    meta = study_meta(study)
+    if meta.get("strategy") not in ("grid", "test") or "space" not in meta:
+        return None
+    try:
+        cells = space_from_dict("stored", json.loads(meta["space"])).size
+    except Exception:  # a space stored by another version: nothing to say
+        return None
+    finished = sum(1 for t in study.get_trials(deepcopy=False)
+                   if t.state.is_finished() and not crashed(t))
+    return (finished, cells) if finished < cells else None
+
+
 def verdict(report_mean: Optional[float], report_std: Optional[float], mean: Optional[float],
             std: Optional[float]) -> str:
     """``within`` 2σ, ``above``, ``below`` or ``not run`` (σ: the larger run-to-run std)."""
@@ -95,6 +112,9 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
         # The draws the stored study was run with (an override may differ from the file's).
         protocol = study_meta(study).get("protocol", {}) if study is not None else {}
         draws = int(protocol.get("draws", 1))
+        partial = unfinished_cells(study) if study is not None else None
+        partial_note = (f"partial: {partial[0]:,} of {partial[1]:,} cells so far"
+                        if partial else "")
         for row, figures in reported.items():
             report_mean, report_std = _report_figures(figures)
             trial = _match(study, stage, row) if study is not None else None
@@ -125,7 +145,7 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "report_digit_acc": figures.get("digit_accuracy"),
                 "seconds": ours.get("seconds"), "report_seconds": figures.get("seconds"),
                 "verdict": verdict(report_mean, report_std, ours.get("mean"), ours.get("std")),
-                "note": figures.get("note", "")})
+                "note": "; ".join(n for n in (partial_note, figures.get("note", "")) if n)})
     return rows
 
 
