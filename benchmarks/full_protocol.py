@@ -36,30 +36,39 @@ from optuna.trial import TrialState
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_strategies import curve  # noqa: E402  (a sibling script, not a package)
 
-from pairsearch.search.queries import best_trial, config_key_of, crashed, trial_seconds  # noqa: E402
-from pairsearch.search.space import load_space  # noqa: E402
+from pairsearch.search.queries import (  # noqa: E402
+    best_trial,
+    config_key_of,
+    state_counts,
+    trial_seconds,
+    unfinished_cells,
+)
 from pairsearch.search.storage import open_storage, study_meta  # noqa: E402
 
 STUDY = re.compile(r"^report002-(halving|tpe|tpe-hyperband|genetic|genetic-halving)(-s\d+)?$")
 PAUSE_SECONDS = 60.0
 
 
-def active_seconds(study: optuna.Study) -> float:
+def active_seconds(trials: list[optuna.trial.FrozenTrial]) -> float:
     """First start to last finish, less the pauses over a minute between trials (trials
     whose worker died are left out: their stored end is when a later run noticed)."""
-    trials = sorted((t for t in study.get_trials(deepcopy=False) if trial_seconds(t) > 0),
-                    key=lambda t: t.datetime_start)
+    trials = sorted((t for t in trials if trial_seconds(t) > 0), key=lambda t: t.datetime_start)
     if not trials:
         return 0.0
     total, end = 0.0, trials[0].datetime_start
     for trial in trials:
         gap = (trial.datetime_start - end).total_seconds()
-        if gap > 0:
-            total += gap if gap <= PAUSE_SECONDS else 0.0
+        if 0 < gap <= PAUSE_SECONDS:
+            total += gap
         if trial.datetime_complete > end:
             total += (trial.datetime_complete - max(end, trial.datetime_start)).total_seconds()
             end = trial.datetime_complete
     return total
+
+
+def reaches(value: float, target: float, slack: float = 0.0) -> bool:
+    """Whether a best value is the reference's (or within ``slack`` of it)."""
+    return value >= target - slack - 1e-12
 
 
 def _minutes(seconds: float) -> str:
@@ -71,22 +80,17 @@ def _config(trial) -> str:
 
 
 def summarise(study: optuna.Study) -> dict:
+    trials = study.get_trials(deepcopy=False)
     points = curve(study)
-    best = best_trial(study)
-    meta = study_meta(study) or {}
-    counts = {s: 0 for s in ("COMPLETE", "PRUNED", "FAIL", "RUNNING")}
-    for trial in study.get_trials(deepcopy=False):
-        counts[trial.state.name] = counts.get(trial.state.name, 0) + 1
-    full = {config_key_of(t) for t in study.get_trials(deepcopy=False,
-                                                       states=(TrialState.COMPLETE,))}
-    devices = sorted({t.user_attrs.get("device") for t in study.get_trials(deepcopy=False)
-                      if t.user_attrs.get("device")})
-    return {"study": study.study_name, "strategy": meta.get("strategy", "?"),
-            "protocol": meta.get("protocol", {}), "counts": counts,
+    return {"study": study.study_name, "strategy": study_meta(study).get("strategy", "?"),
+            "counts": state_counts(study),
             "trained": points[-1][0] if points else 0,
             "seconds": points[-1][1] if points else 0.0,
-            "active": active_seconds(study), "best": best, "full_budget_keys": full,
-            "devices": devices}
+            "active": active_seconds(trials), "best": best_trial(study),
+            "full_budget_keys": {config_key_of(t) for t in trials
+                                 if t.state == TrialState.COMPLETE},
+            "devices": sorted({t.user_attrs["device"] for t in trials
+                               if t.user_attrs.get("device")})}
 
 
 def family(name: str) -> str:
@@ -101,8 +105,8 @@ def _strategy_table(rows: list[dict], target) -> list[str]:
         runs = [r for r in rows if family(r["study"]) == name and r["best"] is not None]
         if not runs:
             continue
-        reach = sum(r["best"].value >= target.value - 1e-12 for r in runs)
-        near = sum(r["best"].value >= target.value - 0.005 - 1e-12 for r in runs)
+        reach = sum(reaches(r["best"].value, target.value) for r in runs)
+        near = sum(reaches(r["best"].value, target.value, 0.005) for r in runs)
         minutes = [r["seconds"] / 60 for r in runs]
         lines.append(f"| `{name}` | {len(runs)} | {reach}/{len(runs)} | {near}/{len(runs)} | "
                      f"{statistics.median(r['trained'] for r in runs):.0f} | "
@@ -142,11 +146,11 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
         c = row["counts"]
         reached = "–"
         if best is not None and target is not None:
-            reached = "yes" if best.value >= target.value else (
+            reached = "yes" if reaches(best.value, target.value) else (
                 f"no ({100 * (best.value - target.value):+.2f} points)")
         lines.append(
-            f"| `{row['study']}` | {row['strategy']} | {c['COMPLETE']} / {c['PRUNED']} / "
-            f"{c['FAIL']}{' (+' + str(c['RUNNING']) + ' running)' if c['RUNNING'] else ''} "
+            f"| `{row['study']}` | {row['strategy']} | {c['complete']} / {c['pruned']} / "
+            f"{c['failed']}{' (+' + str(c['running']) + ' running)' if c['running'] else ''} "
             f"| {row['trained']:,} | {_minutes(row['seconds'])} | {_minutes(row['active'])} | "
             f"{_config(best) if best else '–'} | "
             f"{f'{100 * best.value:.2f}' if best else '–'} | {reached} | "
@@ -189,13 +193,12 @@ def main() -> None:
     reference = None
     if args.reference in names:
         grid = optuna.load_study(study_name=args.reference, storage=storage)
-        finished = sum(1 for t in grid.get_trials(deepcopy=False)
-                       if t.state.is_finished() and not crashed(t))
-        cells = load_space("report002").size
-        if finished >= cells:  # a grid is the reference only once every cell is in
+        partial = unfinished_cells(grid)
+        if partial is None:  # a grid is the reference only once every cell is in
             reference = summarise(grid)
         else:
-            print(f"{args.reference}: {finished} of {cells} cells so far; not the reference yet")
+            print(f"{args.reference}: {partial[0]} of {partial[1]} cells so far; "
+                  "not the reference yet")
     command = "python benchmarks/full_protocol.py --storage " + args.storage + (
         f" --out {args.out}" if args.out else "")
     page = render(rows, reference, command)

@@ -23,3 +23,26 @@ def small_pairs(pools):
 def _few_threads():
     torch.set_num_threads(2)
     yield
+
+
+@pytest.fixture
+def interrupt_evaluation(monkeypatch):
+    """``interrupt_evaluation(n)``: the search's n-th evaluation raises KeyboardInterrupt (a
+    Ctrl-C mid-study); returns a function that puts the real evaluator back."""
+    from pairsearch.search import runner
+
+    real = runner.evaluate
+
+    def arm(n: int):
+        calls = {"n": 0}
+
+        def evaluate(*args, **kwargs):
+            calls["n"] += 1
+            if calls["n"] == n:
+                raise KeyboardInterrupt
+            return real(*args, **kwargs)
+
+        monkeypatch.setattr(runner, "evaluate", evaluate)
+        return lambda: monkeypatch.setattr(runner, "evaluate", real)
+
+    return arm

@@ -19,7 +19,6 @@ else ``above`` or ``below``; ``not run`` when the study holds no such trial.
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Optional
 
@@ -30,8 +29,7 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pairsearch.experiments.running import stage_study_name
 from pairsearch.experiments.schema import Experiment, Stage
-from pairsearch.search.queries import best_distinct_trials, crashed, trial_seconds
-from pairsearch.search.space import space_from_dict
+from pairsearch.search.queries import best_distinct_trials, trial_seconds, unfinished_cells
 from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
@@ -67,21 +65,6 @@ def _match(study: optuna.Study, stage: Stage, row: str) -> Optional[FrozenTrial]
         key, _, value = row.partition("=")
         return next((t for t in complete if str(t.params.get(key)) == value), None)
     return next((t for t in complete if row_label(t.params) == row), None)
-
-
-def unfinished_cells(study: optuna.Study) -> Optional[tuple[int, int]]:
-    """(cells finished, cells in the space) of a grid or test study still under way, else
-    ``None`` (complete, or not a study that covers a space)."""
-    meta = study_meta(study)
-    if meta.get("strategy") not in ("grid", "test") or "space" not in meta:
-        return None
-    try:
-        cells = space_from_dict("stored", json.loads(meta["space"])).size
-    except Exception:  # a space stored by another version: nothing to say
-        return None
-    finished = sum(1 for t in study.get_trials(deepcopy=False)
-                   if t.state.is_finished() and not crashed(t))
-    return (finished, cells) if finished < cells else None
 
 
 def verdict(report_mean: Optional[float], report_std: Optional[float], mean: Optional[float],

@@ -6,11 +6,15 @@ on what "the best distinct configuration" of a study is.
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from typing import Optional
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
+
+from pairsearch.search.space import space_from_dict
+from pairsearch.search.storage import study_meta
 
 RETEST_SUFFIX = "-retest"
 
@@ -81,6 +85,21 @@ def trial_seconds(trial: FrozenTrial) -> float:
     if trial.datetime_start is None or trial.datetime_complete is None or crashed(trial):
         return 0.0
     return (trial.datetime_complete - trial.datetime_start).total_seconds()
+
+
+def unfinished_cells(study: optuna.Study) -> Optional[tuple[int, int]]:
+    """(cells finished, cells in the space) of a grid or test study still under way, else
+    ``None`` (complete, or not a study that covers a space)."""
+    meta = study_meta(study)
+    if meta.get("strategy") not in ("grid", "test") or "space" not in meta:
+        return None
+    try:
+        cells = space_from_dict("stored", json.loads(meta["space"])).size
+    except Exception:  # a space stored by another version: nothing to say
+        return None
+    finished = sum(1 for t in study.get_trials(deepcopy=False)
+                   if t.state.is_finished() and not crashed(t))
+    return (finished, cells) if finished < cells else None
 
 
 def state_counts(study: optuna.Study) -> dict[str, int]:

@@ -6,31 +6,22 @@ import optuna
 import pytest
 
 from pairsearch.experiments.tables import unfinished_cells
-from pairsearch.search import runner as runner_module
 from pairsearch.search.runner import SearchSettings
 from pairsearch.search.space import space_from_dict
 from pairsearch.search.storage import open_storage
 from pairsearch.search.strategies import run_grid
 
 
-def test_a_grid_under_way_counts_its_cells(tmp_path, monkeypatch):
+def test_a_grid_under_way_counts_its_cells(tmp_path, interrupt_evaluation):
     storage = open_storage(f"sqlite:///{tmp_path / 'studies.db'}")
     space = space_from_dict("tiny", {"params": {"model": ["mlp", "siamese"],
                                                 "lr": [1e-3, 1e-2]}})
     settings = SearchSettings(folds=2, epochs=1, train_pairs=120, test_pairs=60, device="cpu")
-    real, calls = runner_module.evaluate, {"n": 0}
-
-    def stopped_at_the_third(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(runner_module, "evaluate", stopped_at_the_third)
+    restore = interrupt_evaluation(3)
     with pytest.raises(KeyboardInterrupt):
         run_grid(space, settings, storage, "g", progress=False)
     study = optuna.load_study(study_name="g", storage=storage)
     assert unfinished_cells(study) == (2, 4)
-    monkeypatch.setattr(runner_module, "evaluate", real)
+    restore()
     run_grid(space, settings, storage, "g", progress=False)
     assert unfinished_cells(optuna.load_study(study_name="g", storage=storage)) is None

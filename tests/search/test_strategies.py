@@ -50,23 +50,12 @@ def test_grid_runs_cells_left_queued(tiny_space, tiny, storage):
     assert sorted(complete) == sorted(cell_key(c) for c in space.cells())
 
 
-def test_grid_resumes_after_interruption(tiny_space, tiny, storage, monkeypatch):
+def test_grid_resumes_after_interruption(tiny_space, tiny, storage, interrupt_evaluation):
     space = tiny_space()
-    from pairsearch.search import runner as runner_module
-
-    calls = {"n": 0}
-    real = runner_module.evaluate
-
-    def flaky(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(runner_module, "evaluate", flaky)
+    restore = interrupt_evaluation(3)
     with pytest.raises(KeyboardInterrupt):
         run_grid(space, tiny, storage, "g", progress=False)
-    monkeypatch.setattr(runner_module, "evaluate", real)
+    restore()
     summary = run_grid(space, tiny, storage, "g", progress=False)
     study = optuna.load_study(study_name="g", storage=storage)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
