@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.names import PRUNERS
 from pairsearch.search.driver import (
+    WAIT,
     SearchSummary,
     Strategy,
     Wait,
@@ -60,17 +61,21 @@ class GridStrategy(Strategy):
 
             self.metric = OBJECTIVE_TEST
 
-    def _missing(self, study: optuna.Study) -> tuple[list[dict], bool]:
+    def _missing(self, study: optuna.Study) -> tuple[list[dict], bool, bool]:
+        """(cells no trial holds, whether any is queued, whether any is being run)."""
         trials = study.get_trials(deepcopy=False)
         taken = {claim_of(t) for t in trials if holds_claim(t)}
         missing = [c for c, key in zip(self.cells, self.keys) if key not in taken]
         queued = any(t.state == TrialState.WAITING for t in trials)
-        return missing, queued
+        running = any(t.state == TrialState.RUNNING for t in trials)
+        return missing, queued, running
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
-        missing, queued = self._missing(study)
+        missing, queued, running = self._missing(study)
         if not missing and not queued:
-            return None
+            # Other workers' last cells: wait for them, so that the grid ends complete
+            # (an experiment's next stage reads it) or runs a dead worker's cell again.
+            return WAIT if running else None
         if not missing:  # only cells others queued: ask for one of them
             return [Proposal(None, claim=True)]
         if self._collided:
@@ -86,7 +91,7 @@ class GridStrategy(Strategy):
         self._collided = True
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
-        missing, _ = self._missing(study)
+        missing = self._missing(study)[0]
         return len(self.cells), len(self.cells) - len(missing)
 
 

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 
+import os
+import subprocess
+
 import optuna
 import pytest
 from optuna.trial import TrialState
 
 from pairsearch.errors import PairsearchError
-from pairsearch.search.runner import SearchSettings, cell_key
+from pairsearch.search.runner import SearchSettings, cell_key, distributions
 from pairsearch.search.space import space_from_dict
 from pairsearch.search.storage import trial_id
 from pairsearch.search.strategies import duplicate_of, run_grid, run_tpe
@@ -155,3 +158,49 @@ def test_a_bad_pruner_setting_writes_nothing(storage, tiny_space, tiny):
         run_tpe(tiny_space(), tiny, storage, "t", trials=2, progress=False,
                 pruner="hyperband", min_epochs=5)
     assert study_names(storage) == []
+
+
+def _all_but_one_cell_done(space, tiny, storage, worker: str) -> optuna.Study:
+    """A grid study whose cells are all complete but the last, which ``worker`` runs."""
+    stopped = StopRequest()
+    stopped.requested = True
+    run_grid(space, tiny, storage, "g", progress=False, stop=stopped)  # creates the study
+    study = optuna.load_study(study_name="g", storage=storage)
+    cells, dists = list(space.cells()), distributions(space)
+    for cell in cells[:-1]:
+        study.enqueue_trial(cell, user_attrs={"cell": cell_key(cell)})
+        study.tell(study.ask(dists), 0.5)
+    study.enqueue_trial(cells[-1], user_attrs={"cell": cell_key(cells[-1]), "worker": worker})
+    study.ask(dists)
+    return study
+
+
+def test_a_grid_worker_waits_for_another_workers_last_cell(tiny_space, tiny, storage):
+    # Else an experiment's next stage would read the grid before its last cells are in.
+    from pairsearch.search.driver import Wait
+    from pairsearch.search.strategies import GridStrategy
+    from pairsearch.search.workers import HOST
+
+    space = tiny_space()
+    study = _all_but_one_cell_done(space, tiny, storage, f"{HOST}:{os.getppid()}")
+    grid = GridStrategy(space)
+    assert isinstance(grid.propose(study), Wait)
+    running = study.get_trials(states=(TrialState.RUNNING,))[0]
+    study.tell(running.number, 0.5)
+    assert grid.propose(study) is None
+
+
+def test_a_grid_worker_runs_a_dead_workers_last_cell(tiny_space, tiny, storage):
+    from pairsearch.search.workers import HOST
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    space = tiny_space()
+    _all_but_one_cell_done(space, tiny, storage, f"{HOST}:{dead.pid}")
+    summary = run_grid(space, tiny, storage, "g", progress=False)
+    assert summary.evaluated == 1
+    study = optuna.load_study(study_name="g", storage=storage)
+    assert not study.get_trials(states=(TrialState.RUNNING, TrialState.WAITING))
+    last = cell_key(list(space.cells())[-1])
+    assert [t.user_attrs.get("crashed") is None for t in study.trials
+            if cell_key(t.params) == last] == [False, True]
