@@ -1,4 +1,4 @@
-"""The four loss names, each a distinct function of logits ``z`` (B, C) and a class target ``t``.
+"""The five loss names, each a distinct function of logits ``z`` (B, C) and a class target ``t``.
 
 =====  ========================================================  ===============================
 name   value per example                                         what it is
@@ -12,6 +12,14 @@ nll    −z_t                                                      torch NLLLoss
                                                                  failed evaluation.
 mse    mean_c (softmax(z)_c − onehot(t)_c)²                      Brier score of the probabilities
 l1     mean_c |softmax(z)_c − onehot(t)_c|                       L1 distance of the probabilities
+sce    −log softmax(softmax(z))_t                                a softmax output layer followed by
+                                                                 torch's CrossEntropyLoss, as in
+                                                                 report 004 ("softmax for final
+                                                                 logits", "Loss: cross-entropy"):
+                                                                 the second softmax sees inputs in
+                                                                 [0, 1], so its gradient stays small
+                                                                 and the loss cannot go below
+                                                                 −log(e / (e + C − 1)).
 =====  ========================================================  ===============================
 
 All are averaged over the batch. The pair output of ``naive`` already is a
@@ -30,7 +38,7 @@ import torch.nn.functional as F
 if TYPE_CHECKING:
     from pairsearch.models import ModelOutput
 
-LossName = Literal["ce", "nll", "mse", "l1"]
+LossName = Literal["ce", "nll", "mse", "l1", "sce"]
 LossFunction = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 
@@ -54,11 +62,17 @@ def probability_l1(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(logits.softmax(dim=1), F.one_hot(target, logits.shape[1]).to(logits.dtype))
 
 
+def softmax_cross_entropy(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """``sce``: cross-entropy of the softmax probabilities taken as logits (softmax twice)."""
+    return F.cross_entropy(logits.softmax(dim=1), target)
+
+
 LOSSES: dict[str, LossFunction] = {
     "ce": cross_entropy,
     "nll": raw_nll,
     "mse": brier,
     "l1": probability_l1,
+    "sce": softmax_cross_entropy,
 }
 
 

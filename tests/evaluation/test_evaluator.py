@@ -93,7 +93,7 @@ def test_every_model_evaluates(small_pairs, model):
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adagrad", "adamw"])
-@pytest.mark.parametrize("loss", ["ce", "nll", "mse", "l1"])
+@pytest.mark.parametrize("loss", ["ce", "nll", "mse", "l1", "sce"])
 def test_every_optimizer_and_loss(small_pairs, optimizer, loss):
     config = Config.from_settings("siamese_aux", {"epochs": "1", "optimizer": optimizer,
                                                   "comparison_loss": loss, "digit_loss": loss,

@@ -21,6 +21,7 @@ def test_values_match_their_definitions():
         "nll": -(Z[[0, 1], T]).mean(),
         "mse": ((p - onehot) ** 2).mean(),
         "l1": (p - onehot).abs().mean(),
+        "sce": -(p.log_softmax(1)[[0, 1], T]).mean(),
     }
     assert set(LOSSES) == set(expected)
     for name, value in expected.items():
@@ -46,3 +47,12 @@ def test_loss_decreases_when_target_logit_grows(name):
     before = LOSSES[name](z, T)
     z[[0, 1], T] += 1.0
     assert LOSSES[name](z, T) < before
+
+
+def test_softmax_twice_cannot_go_below_its_floor():
+    # Report 004's softmax before CrossEntropyLoss: even a perfect, confident network pays
+    # -log(e / (e + C - 1)), which is why its digit heads learn slowly.
+    confident = torch.tensor([[50.0, 0.0, 0.0]])
+    floor = -torch.log(torch.tensor(torch.e / (torch.e + 2)))
+    assert torch.allclose(LOSSES["sce"](confident, torch.tensor([0])), floor, atol=1e-6)
+    assert LOSSES["ce"](confident, torch.tensor([0])) < 1e-6
