@@ -101,6 +101,19 @@ def test_report_004_networks():
     assert [m.out_features for m in _layers(rnn_2.head, nn.Linear)] == [64, 32, 2]
 
 
+def test_report004_rnn_hidden_init_readings():
+    torch.manual_seed(0)
+    state = create_model("r004_rnn").rnn.layers[0]["hh"].weight
+    weights = create_model("r004_rnn", hidden_init="weights").rnn.layers[0]["hh"].weight
+    assert state.abs().sum() > 0 and weights.abs().sum() == 0
+    # With zero recurrent weights the untrained network reads only each digit's last row.
+    model = create_model("r004_rnn", hidden_init="weights").eval()
+    x = torch.randn(3, 2, 14, 14)
+    y = x.clone()
+    y[:, :, :13] = torch.randn(3, 2, 13, 14)
+    assert torch.allclose(model(x).digit_a, model(y).digit_a)
+
+
 @pytest.mark.parametrize("name", ["r000_ws", "r000_aux2", "r000_ws_aux", "r001_cnn_aux",
                                   "r001_siamese_aux", "r004_siamese_cnn3"])
 def test_last_layer_comparisons_read_the_digit_logits(name):
