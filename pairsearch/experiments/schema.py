@@ -28,6 +28,8 @@ A stage's space is a shipped space (``space = "report002"``) or its own
 
 from __future__ import annotations
 
+import itertools
+
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
@@ -122,6 +124,24 @@ def _check_reported(name: str, stage: str, reported: Any) -> None:
                                   f"{', '.join(sorted(REPORTED_KEYS))})")
 
 
+def _check_rows(name: str, stage: str, table: Mapping[str, Any]) -> None:
+    """A test stage's reported rows must name rows its cells produce (``variant/value/...``,
+    as ``tables.row_label`` writes them): a misspelt row would read "not run" for ever."""
+    params = table.get("params", {})
+    if not all(isinstance(v, list) for v in params.values()):
+        return  # generated values (``choose``): the rows cannot be listed here
+    axes = ([list(table["variants"])] if "variants" in table else []) + \
+        [params[k] for k in sorted(params)]
+    if not axes:
+        return
+    rows = {"/".join(str(v) for v in cell) for cell in itertools.product(*axes)}
+    for row in table["reported"]:
+        if row not in rows:
+            raise PairsearchError(f"experiment {name!r}, stage {stage!r}: reported row "
+                                  f"{row!r} is none of the stage's rows (valid: "
+                                  f"{', '.join(sorted(rows))})")
+
+
 def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = False,
                          overrides: Optional[Mapping[str, Any]] = None,
                          prefix: Optional[str] = None) -> Experiment:
@@ -158,6 +178,8 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
                                   f"{table.get('select')!r}; valid: {', '.join(SELECT)}")
         if "reported" in table:
             _check_reported(name, stage_name, table["reported"])
+            if kind == "test":
+                _check_rows(name, stage_name, table)
         settings = {**{k: v for k, v in defaults.items() if k in PROTOCOL_KEYS},
                     **{k: v for k, v in table.items() if k not in ("name", "kind", "quick")}}
         if quick:

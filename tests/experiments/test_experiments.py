@@ -39,6 +39,10 @@ def test_every_shipped_experiment_loads_full_and_quick():
     ({"stages": [{"name": "a", "kind": "retest"}]}, "needs of ="),
     ({"stages": [{"name": "a", "kind": "grid"}]}, "no space"),
     ({"stage": []}, "unknown key 'stage'"),
+    ({"stages": [{"name": "a", "kind": "test", "params": {"lr": [0.01]},
+                  "variants": {"adam": {"model": "mlp"}},
+                  "reported": {"adam/0.1": {"mean": 90}}}]},
+     r"reported row 'adam/0.1' is none of the stage's rows \(valid: adam/0.01\)"),
 ])
 def test_bad_experiments_are_clear_errors(document, message):
     with pytest.raises(PairsearchError, match=message):
