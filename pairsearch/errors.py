@@ -9,6 +9,10 @@ class PairsearchError(ValueError):
     """A bad input from the user: unknown name, bad value, missing data source, ..."""
 
 
+class StudyOwned(PairsearchError):
+    """A study that one process owns at a time (a GA's) is being run by another live one."""
+
+
 class BadValue(PairsearchError):
     """A value out of range for a named parameter of a library call.
 

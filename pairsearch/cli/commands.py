@@ -345,11 +345,21 @@ def _run_experiment(experiment, args: argparse.Namespace) -> int:
     from pairsearch.evaluation import resolve_device
     from pairsearch.experiments import RunOptions, run_experiment, write_experiment_report
     from pairsearch.search.storage import open_storage
-    from pairsearch.search.workers import StopRequest
+    from pairsearch.search.workers import WORKER_OF, StopRequest, spawn_workers
 
+    # The other workers run the same experiment: every stage's study is shared (grid and
+    # test cells are claimed, a GA stage has one owner), and each stage ends only when
+    # every worker's trials of it are in, so a chained stage reads the whole of its source.
+    # They start first (importing torch takes seconds); a bad input stops each of them as
+    # it stops this one, before anything is written.
+    children = spawn_workers(args.argv, args.workers) if args.workers > 1 else []
     resolve_device(args.device)  # bad device or data: refused before the storage is touched
     load_pools(args.data)
     storage = open_storage(args.storage)
+    if os.environ.get("PAIRSEARCH_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["PAIRSEARCH_THREADS"]))
     stop = StopRequest().install()
     try:
         studies = run_experiment(experiment, storage,
@@ -359,9 +369,16 @@ def _run_experiment(experiment, args: argparse.Namespace) -> int:
         return _interrupted()
     finally:
         stop.uninstall()
+        codes = [child.wait() for child in children]
     if stop.requested:
         print(f"stopped: run the same command again to resume {experiment.name}")
         return 0
+    if any(codes):
+        print(f"pairsearch: {sum(1 for c in codes if c)} worker process(es) failed "
+              f"(exit codes {codes})", file=sys.stderr)
+        return 1
+    if os.environ.get(WORKER_OF):
+        return 0  # a worker: the process that started it writes the report
     if args.out:
         path = write_experiment_report(experiment, storage, Path(args.out))
         print(f"report written to {path}")

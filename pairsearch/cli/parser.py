@@ -249,7 +249,7 @@ def build_parser() -> Parser:
     retest.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     run = command("run", "run a report's experiment (see --list)",
-                  (_storage(), _data_source(), _seed_device()))
+                  (_storage(), _data_source(), _seed_device(), _workers()))
     run.add_argument("experiment", nargs="?", metavar="EXPERIMENT",
                      help="a shipped experiment (report000 ... report004, best) or a TOML file")
     run.add_argument("--list", action="store_true", help="list the shipped experiments")

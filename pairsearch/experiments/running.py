@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Callable, Optional
 
 import optuna
 
+from pairsearch.errors import StudyOwned
 from pairsearch.experiments.chaining import stage_space, study_name
 from pairsearch.experiments.schema import GENETIC_KEYS, Experiment, Stage
 from pairsearch.names import DEFAULT_SOURCE
+from pairsearch.search.driver import SearchSummary
 from pairsearch.search.genetic import GeneticSettings, run_genetic
 from pairsearch.search.queries import retest_study_name
 from pairsearch.search.retest import retest
@@ -17,6 +20,9 @@ from pairsearch.search.runner import SearchSettings
 from pairsearch.search.space import SearchSpace
 from pairsearch.search.strategies import run_grid, run_tpe
 from pairsearch.search.workers import NEVER, StopRequest
+
+OWNER_POLL_SECONDS = 5.0
+"""How often a worker waiting for another's GA stage looks again."""
 
 
 @dataclass(frozen=True)
@@ -57,6 +63,22 @@ def stage_settings(stage: Stage, options: RunOptions) -> SearchSettings:
         inputs=str(stage.get("inputs", "standardised")))
 
 
+def _run_owned(run: Callable[[], SearchSummary], stop: StopRequest,
+               report: Callable[[str], None]) -> Optional[SearchSummary]:
+    """``run()``, waiting while another live process owns the study (a GA has one owner:
+    another worker of this experiment may be running the stage); ``None`` if stopped."""
+    waiting = False
+    while not stop.requested:
+        try:
+            return run()
+        except StudyOwned as owned:
+            if not waiting:
+                report(f"waiting: {owned}")
+                waiting = True
+            time.sleep(OWNER_POLL_SECONDS)
+    return None
+
+
 def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
                    options: RunOptions, stop: Optional[StopRequest] = None,
                    report: Callable[[str], None] = print) -> list[str]:
@@ -93,8 +115,11 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
         else:
             genetic = GeneticSettings(**{k: stage.get(k) for k in GENETIC_KEYS
                                          if stage.get(k) is not None})
-            summary = run_genetic(space, settings, genetic, storage, name,
-                                  progress=options.progress, stop=stop)
+            summary = _run_owned(lambda: run_genetic(space, settings, genetic, storage, name,
+                                                     progress=options.progress, stop=stop),
+                                 stop, report)
+            if summary is None:  # stopped while another process ran the stage
+                break
         studies.append(name)
         report(f"{summary.trials} trials; trained {summary.evaluated}, reused "
                f"{summary.reused}, failed {summary.failed}; best {summary.best_value}")

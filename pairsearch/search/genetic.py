@@ -42,7 +42,7 @@ import optuna
 from deap import base, creator, tools
 from optuna.trial import TrialState
 
-from pairsearch.errors import BadValue, PairsearchError
+from pairsearch.errors import BadValue, PairsearchError, StudyOwned
 from pairsearch.names import FITNESS, INDIVIDUALITY
 from pairsearch.search.driver import SearchSummary, Strategy, drive
 from pairsearch.search.runner import Outcome, Proposal, Runner, SearchSettings
@@ -242,14 +242,14 @@ def _claim(study: optuna.Study) -> None:
     me = worker_id()
     owner = study.user_attrs.get("genetic_owner")
     if owner and owner.get("worker") != me and _owner_alive(owner):
-        raise PairsearchError(
+        raise StudyOwned(
             f"genetic study {study.study_name!r} is being run by {owner['worker']}: a GA study "
             "has one owner, which breeds each generation from the last; a stopped or killed "
             "run is resumed by running the same command again")
     study.set_user_attr("genetic_owner", {"worker": me, "beat": time.time()})
     time.sleep(0.2)  # two processes starting at once: the last writer wins, the other leaves
     if study.user_attrs.get("genetic_owner", {}).get("worker") != me:
-        raise PairsearchError(f"genetic study {study.study_name!r} was just claimed by "
+        raise StudyOwned(f"genetic study {study.study_name!r} was just claimed by "
                               f"{study.user_attrs['genetic_owner']['worker']}")
 
 

@@ -202,11 +202,13 @@ class TpeStrategy(Strategy):
         self.pruner(settings)  # a bad pruner setting is refused before any write
         return super().make_runner(space, settings)
 
-    def propose(self, study: optuna.Study) -> Optional[Sequence[Proposal]]:
+    def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
         held = len(study.get_trials(deepcopy=False, states=(
             TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)))
         if held >= self.trials:
-            return None
+            # Others' last trials: wait for them, so that the study ends complete.
+            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            return WAIT if running else None
         return [Proposal(None, prune=self.pruner_name != "none")]
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:

@@ -184,6 +184,10 @@ class StopRequest:
 NEVER = StopRequest()  # a stop request nobody makes (the default for library calls)
 
 
+WORKER_OF = "PAIRSEARCH_WORKER_OF"
+"""Environment variable naming, in a worker started by ``spawn_workers``, its parent's pid."""
+
+
 def worker_argv(argv: Sequence[str]) -> list[str]:
     """The command line of an extra worker: the user's, told it is a single worker.
 
@@ -206,7 +210,7 @@ def spawn_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen]:
     gpus = torch.cuda.device_count()
     children = []
     for worker in range(1, workers):
-        env = dict(os.environ)
+        env = {**os.environ, WORKER_OF: str(os.getpid())}
         if gpus > 1:
             env["CUDA_VISIBLE_DEVICES"] = str(worker % gpus)
         children.append(subprocess.Popen([sys.executable, "-m", "pairsearch",

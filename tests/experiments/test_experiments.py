@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import optuna
+from optuna.trial import TrialState
 import pytest
 
 from pairsearch.errors import PairsearchError
@@ -245,3 +246,88 @@ def test_table_command_on_a_quick_run(tmp_path):
                            "--table", "--json"], capture_output=True, text=True, cwd=tmp_path)
     assert none.returncode == 0 and all(r["verdict"] == "not run"
                                         for r in json.loads(none.stdout)["rows"])
+
+
+SHARED = '''description = "every kind of stage, run by two workers"
+[defaults]
+epochs = 1
+train_pairs = 120
+test_pairs = 60
+[[stages]]
+name = "grid"
+kind = "grid"
+folds = 2
+epochs = 20                     # long enough for the second worker to join (torch import)
+params = { model = ["mlp", "siamese", "siamese_aux"], lr = [0.001, 0.003, 0.01, 0.1] }
+[[stages]]
+name = "grid-retest"
+kind = "retest"
+of = "grid"
+top = 2
+folds = 2
+repeats = 1
+[[stages]]
+name = "test"
+kind = "test"
+best_of = "grid"
+repeats = 2
+[[stages]]
+name = "genetic"
+kind = "genetic"
+folds = 2
+pop = 4
+gens = 2
+params = { model = ["mlp", "siamese"], lr = [0.001, 0.01, 0.1] }
+[[stages]]
+name = "tpe"
+kind = "tpe"
+folds = 2
+trials = 4
+params = { model = ["mlp", "siamese"], lr = [0.001, 0.01, 0.1] }
+'''
+
+
+@pytest.mark.process
+def test_run_with_two_workers_completes_every_stage_once(tmp_path):
+    (tmp_path / "shared.toml").write_text(SHARED)
+    done = subprocess.run([sys.executable, "-m", "pairsearch", "run", "shared.toml",
+                           "--workers", "2", "--no-progress", "--device", "cpu",
+                           "--out", "rep"], capture_output=True, text=True, cwd=tmp_path,
+                          timeout=600)
+    assert done.returncode == 0, done.stderr
+    storage = f"sqlite:///{tmp_path / 'studies.db'}"
+
+    def trials(name: str) -> list:
+        return optuna.load_study(study_name=name, storage=storage).get_trials(deepcopy=False)
+
+    grid = trials("shared-grid")
+    complete = [str(sorted(t.params.items())) for t in grid if t.state == TrialState.COMPLETE]
+    assert len(complete) == 12 and len(set(complete)) == 12  # every cell once
+    workers = {t.user_attrs["worker"] for t in grid if "reused_from" not in t.user_attrs}
+    assert len(workers) == 2  # both processes trained cells
+    assert not [t for s in ("shared-grid", "shared-grid-retest", "shared-test", "shared-genetic",
+                            "shared-tpe") for t in trials(s)
+                if t.state in (TrialState.RUNNING, TrialState.WAITING)]
+    retest = optuna.load_study(study_name="shared-grid-retest", storage=storage)
+    assert len([t for t in retest.trials if t.state == TrialState.COMPLETE]) == 2
+    assert retest.user_attrs["chosen"]["test_accuracies"]
+    assert len(trials("shared-genetic")) == 8  # one owner: 2 generations of 4
+    assert len([t for t in trials("shared-tpe") if t.state != TrialState.WAITING]) <= 5
+    assert (tmp_path / "rep" / "shared.md").exists()
+
+
+def test_an_owned_stage_is_waited_for(monkeypatch):
+    from pairsearch.errors import StudyOwned
+    from pairsearch.experiments import running
+
+    monkeypatch.setattr(running, "OWNER_POLL_SECONDS", 0.0)
+    attempts, lines = [], []
+
+    def run():
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise StudyOwned("genetic study 'g' is being run by host:1")
+        return "summary"
+
+    assert running._run_owned(run, running.NEVER, lines.append) == "summary"
+    assert len(attempts) == 3 and lines == ["waiting: genetic study 'g' is being run by host:1"]

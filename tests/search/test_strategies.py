@@ -204,3 +204,17 @@ def test_a_grid_worker_runs_a_dead_workers_last_cell(tiny_space, tiny, storage):
     last = cell_key(list(space.cells())[-1])
     assert [t.user_attrs.get("crashed") is None for t in study.trials
             if cell_key(t.params) == last] == [False, True]
+
+
+def test_a_tpe_worker_waits_for_others_last_trials(storage):
+    from pairsearch.search.driver import Wait
+    from pairsearch.search.strategies import TpeStrategy
+
+    study = optuna.create_study(storage=storage)
+    dists = {"lr": optuna.distributions.CategoricalDistribution([0.01, 0.1])}
+    study.tell(study.ask(dists), 0.5)
+    running = study.ask(dists)  # another worker's trial, still training
+    tpe = TpeStrategy(trials=2)
+    assert isinstance(tpe.propose(study), Wait)
+    study.tell(running, 0.6)
+    assert tpe.propose(study) is None
