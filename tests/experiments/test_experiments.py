@@ -11,6 +11,7 @@ from optuna.trial import TrialState
 import pytest
 
 from pairsearch.errors import PairsearchError
+from pairsearch.experiments.chaining import stage_space
 from pairsearch.experiments import (
     RunOptions,
     experiment_from_dict,
@@ -331,3 +332,16 @@ def test_an_owned_stage_is_waited_for(monkeypatch):
 
     assert running._run_owned(run, running.NEVER, lines.append) == "summary"
     assert len(attempts) == 3 and lines == ["waiting: genetic study 'g' is being run by host:1"]
+
+
+def test_every_quick_stage_has_cells():
+    # A quick space whose cells all miss the stage's parameter budget leaves the stage
+    # empty and every stage built on it without a base (report003 --quick once did).
+    storage = optuna.storages.InMemoryStorage()
+    for name in list_experiments():
+        experiment = load_experiment(name, quick=True)
+        for stage in experiment.stages:
+            if stage.kind == "retest" or stage.get("base") or stage.get("best_of"):
+                continue
+            space = stage_space(experiment, stage, storage, {})
+            assert next(space.cells(), None) is not None, (name, stage.name)
