@@ -60,19 +60,28 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
              "| stage | row | report | ours, as written | runs × draws | verdict | ours, improved "
              "| parameters (ours / report) | note |",
              "|---|---|---|---|---|---|---|---|---|"]
-    for row in reproduction_rows(experiment, storage):
+    rows = reproduction_rows(experiment, storage)
+    # Where the report gives digit accuracies, they are the evidence of its ablations.
+    digits = any(row["report_digit_acc"] is not None for row in rows)
+    if digits:
+        lines[-2:] = [lines[-2].replace("| note |", "| digit accuracy (ours / report) | note |"),
+                      lines[-1] + "---|"]
+    for row in rows:
         other = improved.get((row["stage"], row["row"]))
         draws = max(row["draws"] or 1, 1)
         runs = "–" if row["runs"] is None else f"{row['runs'] // draws} × {draws}"
+        digit = (f"{_figure(row['digit_acc'], None)} / {_figure(row['report_digit_acc'], None)} | "
+                 if digits else "")
         lines.append(
             f"| {row['stage']} | {row['row']} | {_figure(row['report_mean'], row['report_std'])} "
             f"| {_figure(row['mean'], row['std'])} | {runs} | {row['verdict']} | "
             f"{_figure(other['mean'], other['std']) if other else '–'} | "
-            f"{_count(row['params'])} / {_count(row['report_params'])} | {row['note']} |")
+            f"{_count(row['params'])} / {_count(row['report_params'])} | {digit}{row['note']} |")
     for stage in experiment.stages:
         if not stage.get("reported") and stage.get("description"):
             lines.append(f"| {stage.name} | – | – | (see its study "
-                         f"`{stage_study_name(experiment, stage)}`) | | | | | |")
+                         f"`{stage_study_name(experiment, stage)}`) | | | | | |"
+                         + (" |" if digits else ""))
     times = experiment_times(experiment, storage)
     spent = ", ".join(
         f"{c}: {experiment_times(load_experiment(c, prefix=prefixes.get(c)), storage)['seconds'] / 60:.0f} min"  # noqa: E501
