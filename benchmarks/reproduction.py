@@ -51,7 +51,9 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
     for companion in companions:
         other = load_experiment(companion, prefix=prefixes.get(companion))
         for row in reproduction_rows(other, storage):
-            improved[(row["stage"], row["row"])] = {**row, "experiment": companion}
+            key = tuple(row["beside"].split("/", 1)) if row["beside"] else (row["stage"],
+                                                                                 row["row"])
+            improved[key] = {**row, "experiment": companion}
     title = experiment.report.get("title", name)
     lines = [f"## {name}: {title}", "", experiment.description, "",
              f"Faithful: `pairsearch run {name}`" + (

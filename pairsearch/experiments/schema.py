@@ -43,7 +43,7 @@ PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "dra
 GENETIC_KEYS = {"pop", "gens", "survivors", "diversity", "individuality", "mutation"}
 SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
-                 "seconds", "note"}
+                 "seconds", "note", "beside"}
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "top", "trials",
                 "quick", "select", "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS)
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}

@@ -2,7 +2,9 @@
 
 A stage's ``[stages.reported.ROW]`` tables hold what the report printed for a row:
 ``mean`` accuracy in % (or ``error`` in %, turned into 100 − error), ``std`` or
-``variance`` (%²), ``params``, ``f1``, ``digit_accuracy``, ``seconds``, ``note``.
+``variance`` (%²), ``params``, ``f1``, ``digit_accuracy``, ``seconds``, ``note``, and in a
+companion experiment ``beside`` ("STAGE/ROW": the faithful row it improves on, where its
+own stage and row are named otherwise).
 ``reproduction_table`` reads the stored studies (it trains nothing) and matches each
 row to a trial:
 
@@ -34,7 +36,7 @@ from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
            "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
-           "seconds", "report_seconds", "verdict", "note"]
+           "seconds", "report_seconds", "verdict", "note", "beside"]
 
 
 def row_label(params: dict[str, Any]) -> str:
@@ -128,6 +130,8 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "report_digit_acc": figures.get("digit_accuracy"),
                 "seconds": ours.get("seconds"), "report_seconds": figures.get("seconds"),
                 "verdict": verdict(report_mean, report_std, ours.get("mean"), ours.get("std")),
+                # A companion's row: the faithful "STAGE/ROW" it stands beside, if not its own.
+                "beside": figures.get("beside"),
                 "note": "; ".join(n for n in (partial_note, figures.get("note", "")) if n)})
     return rows
 

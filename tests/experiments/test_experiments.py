@@ -345,3 +345,19 @@ def test_every_quick_stage_has_cells():
                 continue
             space = stage_space(experiment, stage, storage, {})
             assert next(space.cells(), None) is not None, (name, stage.name)
+
+
+def test_every_companion_row_stands_beside_a_faithful_row():
+    from pairsearch.experiments import reproduction_rows
+
+    storage = optuna.storages.InMemoryStorage()  # no study: every row "not run"
+    for name in list_experiments():
+        companion = load_experiment(name)
+        if companion.companion_of is None:
+            continue
+        faithful = {(row["stage"], row["row"]) for row in
+                    reproduction_rows(load_experiment(companion.companion_of), storage)}
+        for row in reproduction_rows(companion, storage):
+            key = tuple(row["beside"].split("/", 1)) if row["beside"] else (row["stage"],
+                                                                                 row["row"])
+            assert key in faithful, (name, row["stage"], row["row"])
