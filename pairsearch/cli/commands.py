@@ -202,9 +202,14 @@ def _run_search(args: argparse.Namespace, strategy: str, run) -> int:
         summary = replace(summary, **study_totals(optuna.load_study(
             study_name=name, storage=open_storage(args.storage))))
     _print_summary(summary, args.storage)
+    return _workers_failed(codes)
+
+
+def _workers_failed(codes: Sequence[int]) -> int:
+    """1 (after saying so) if any worker process failed, else 0."""
     if any(codes):
         print(f"pairsearch: {sum(1 for c in codes if c)} worker process(es) failed "
-              f"(exit codes {codes})", file=sys.stderr)
+              f"(exit codes {list(codes)})", file=sys.stderr)
         return 1
     return 0
 
@@ -373,9 +378,7 @@ def _run_experiment(experiment, args: argparse.Namespace) -> int:
     if stop.requested:
         print(f"stopped: run the same command again to resume {experiment.name}")
         return 0
-    if any(codes):
-        print(f"pairsearch: {sum(1 for c in codes if c)} worker process(es) failed "
-              f"(exit codes {codes})", file=sys.stderr)
+    if _workers_failed(codes):
         return 1
     if os.environ.get(WORKER_OF):
         return 0  # a worker: the process that started it writes the report
