@@ -28,6 +28,7 @@ from pairsearch.experiments import (
     reproduction_rows,
     stage_study_name,
 )
+from pairsearch.experiments.tables import faithful_key
 from pairsearch.search.storage import open_storage
 
 REPORTS = ["report000", "report001", "report002", "report003", "report004"]
@@ -51,9 +52,7 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
     for companion in companions:
         other = load_experiment(companion, prefix=prefixes.get(companion))
         for row in reproduction_rows(other, storage):
-            key = tuple(row["beside"].split("/", 1)) if row["beside"] else (row["stage"],
-                                                                                 row["row"])
-            improved[key] = {**row, "experiment": companion}
+            improved[faithful_key(row)] = {**row, "experiment": companion}
     title = experiment.report.get("title", name)
     lines = [f"## {name}: {title}", "", experiment.description, "",
              f"Faithful: `pairsearch run {name}`" + (

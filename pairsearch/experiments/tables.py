@@ -69,6 +69,15 @@ def _match(study: optuna.Study, stage: Stage, row: str) -> Optional[FrozenTrial]
     return next((t for t in complete if row_label(t.params) == row), None)
 
 
+def faithful_key(row: dict[str, Any]) -> tuple[str, str]:
+    """(stage, row) of the faithful row a reproduction row stands beside: its ``beside``
+    ("STAGE/ROW") where it has one, else its own."""
+    if row["beside"]:
+        stage, _, name = row["beside"].partition("/")
+        return stage, name
+    return row["stage"], row["row"]
+
+
 def verdict(report_mean: Optional[float], report_std: Optional[float], mean: Optional[float],
             std: Optional[float]) -> str:
     """``within`` 2σ, ``above``, ``below`` or ``not run`` (σ: the larger run-to-run std)."""

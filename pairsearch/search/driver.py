@@ -56,6 +56,14 @@ class Wait:
 WAIT = Wait()
 
 
+def wait_for_others(study: optuna.Study) -> Optional[Wait]:
+    """``WAIT`` while other workers' trials still run, else ``None``: a strategy with no
+    work left ends only when the study is complete (a chained stage reads it next, and a
+    dead worker's trial is failed meanwhile and its cell proposed again)."""
+    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+    return WAIT if running else None
+
+
 @dataclass(frozen=True)
 class SearchSummary:
     """What a search command did.

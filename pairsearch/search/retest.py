@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.evaluation import evaluate
-from pairsearch.search.driver import WAIT, Strategy, Wait, drive
+from pairsearch.search.driver import Strategy, Wait, drive, wait_for_others
 from pairsearch.search.queries import best_distinct_trials, best_trial, retest_study_name
 from pairsearch.search.runner import Proposal, Runner, SearchSettings
 from pairsearch.search.space import SearchSpace, space_from_dict
@@ -68,10 +68,8 @@ class RetestStrategy(Strategy):
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
         done = self._done(study)
         todo = [t for t in self.best if t.number not in done]
-        if not todo:
-            # Others' last retests: wait for them, else the choice reads an unfinished study.
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            return WAIT if running else None
+        if not todo:  # the choice must not read an unfinished study
+            return wait_for_others(study)
         return [Proposal(dict(t.params), {"source_trial": t.number, "search_value": t.value},
                          claim=True, label=f"source trial {t.number}") for t in todo]
 

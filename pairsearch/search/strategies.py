@@ -16,7 +16,6 @@ from optuna.trial import TrialState
 from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.names import PRUNERS
 from pairsearch.search.driver import (
-    WAIT,
     SearchSummary,
     Strategy,
     Wait,
@@ -24,6 +23,7 @@ from pairsearch.search.driver import (
     drive,
     duplicate_of,
     holds_claim,
+    wait_for_others,
 )
 from pairsearch.search.runner import Proposal, SearchSettings, cell_key
 from pairsearch.search.space import SearchSpace
@@ -61,21 +61,18 @@ class GridStrategy(Strategy):
 
             self.metric = OBJECTIVE_TEST
 
-    def _missing(self, study: optuna.Study) -> tuple[list[dict], bool, bool]:
-        """(cells no trial holds, whether any is queued, whether any is being run)."""
+    def _missing(self, study: optuna.Study) -> tuple[list[dict], bool]:
+        """(cells no trial holds, whether any is queued)."""
         trials = study.get_trials(deepcopy=False)
         taken = {claim_of(t) for t in trials if holds_claim(t)}
         missing = [c for c, key in zip(self.cells, self.keys) if key not in taken]
         queued = any(t.state == TrialState.WAITING for t in trials)
-        running = any(t.state == TrialState.RUNNING for t in trials)
-        return missing, queued, running
+        return missing, queued
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
-        missing, queued, running = self._missing(study)
+        missing, queued = self._missing(study)
         if not missing and not queued:
-            # Other workers' last cells: wait for them, so that the grid ends complete
-            # (an experiment's next stage reads it) or runs a dead worker's cell again.
-            return WAIT if running else None
+            return wait_for_others(study)
         if not missing:  # only cells others queued: ask for one of them
             return [Proposal(None, claim=True)]
         if self._collided:
@@ -91,7 +88,7 @@ class GridStrategy(Strategy):
         self._collided = True
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
-        missing = self._missing(study)[0]
+        missing, _ = self._missing(study)
         return len(self.cells), len(self.cells) - len(missing)
 
 
@@ -206,9 +203,7 @@ class TpeStrategy(Strategy):
         held = len(study.get_trials(deepcopy=False, states=(
             TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)))
         if held >= self.trials:
-            # Others' last trials: wait for them, so that the study ends complete.
-            running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-            return WAIT if running else None
+            return wait_for_others(study)
         return [Proposal(None, prune=self.pruner_name != "none")]
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
