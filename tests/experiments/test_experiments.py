@@ -258,7 +258,7 @@ test_pairs = 60
 name = "grid"
 kind = "grid"
 folds = 2
-epochs = 20                     # long enough for the second worker to join (torch import)
+epochs = 20                     # so the second worker usually joins (torch import)
 params = { model = ["mlp", "siamese", "siamese_aux"], lr = [0.001, 0.003, 0.01, 0.1] }
 [[stages]]
 name = "grid-retest"
@@ -304,8 +304,11 @@ def test_run_with_two_workers_completes_every_stage_once(tmp_path):
     grid = trials("shared-grid")
     complete = [str(sorted(t.params.items())) for t in grid if t.state == TrialState.COMPLETE]
     assert len(complete) == 12 and len(set(complete)) == 12  # every cell once
+    # Which processes trained cells is up to the scheduler: on a fast machine the parent
+    # can finish the grid before the second interpreter has imported torch (CI did), so
+    # only correctness is asserted here; benchmarks/workers.py measures the speed-up.
     workers = {t.user_attrs["worker"] for t in grid if "reused_from" not in t.user_attrs}
-    assert len(workers) == 2  # both processes trained cells
+    assert 1 <= len(workers) <= 2
     assert not [t for s in ("shared-grid", "shared-grid-retest", "shared-test", "shared-genetic",
                             "shared-tpe") for t in trials(s)
                 if t.state in (TrialState.RUNNING, TrialState.WAITING)]
