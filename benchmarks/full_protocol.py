@@ -6,8 +6,10 @@ Usage:
 
 Trains nothing. The studies are runs of ``pairsearch grid --halving``, ``genetic`` and
 ``tpe`` on report 002's space with the same data, folds and seed (3-fold CV, 25 epochs,
-1000 pairs), so a configuration scores the same in each of them and their best values can
-be compared exactly. For each study: trials, trainings (reused results not
+1000 pairs). A configuration scores the same in each of them only where they ran with the
+same number of torch threads (docs/scaling.md), so once the exhaustive grid is complete
+each study's choice is judged by the grid's own score of that configuration, one set of
+measurements, and its rank in the grid. For each study: trials, trainings (reused results not
 counted), time in trials (the sum of the trials' durations as Optuna stored them), active
 wall time (first start to last finish, less any pause over a minute between trials, e.g.
 a kill and resume), and its best full-budget configuration. ``--reference`` names the
@@ -25,6 +27,7 @@ import datetime
 import platform
 import re
 import statistics
+from collections import Counter
 import sys
 from pathlib import Path
 from typing import Optional
@@ -93,20 +96,42 @@ def summarise(study: optuna.Study) -> dict:
                                if t.user_attrs.get("device")})}
 
 
+def grid_scores(grid: optuna.Study) -> dict[str, Optional[float]]:
+    """The exhaustive grid's value of every configuration it trained (``None``: failed)."""
+    return {config_key_of(t): t.value for t in grid.get_trials(deepcopy=False)
+            if t.state in (TrialState.COMPLETE, TrialState.FAIL) and "config_key" in t.user_attrs}
+
+
+def grid_rank(value: float, scores: dict[str, Optional[float]]) -> int:
+    """1 + the number of the grid's configurations scoring strictly higher."""
+    return 1 + sum(1 for v in scores.values() if v is not None and v > value + 1e-12)
+
+
+def choice_value(row: dict, scores: Optional[dict[str, Optional[float]]]) -> Optional[float]:
+    """A study's choice, scored by the grid when there is one, else by the study itself."""
+    best = row["best"]
+    if best is None:
+        return None
+    if scores is None:
+        return best.value
+    return scores.get(config_key_of(best))
+
+
 def family(name: str) -> str:
     """A study's strategy without its seed suffix: report002-tpe-s3 -> report002-tpe."""
     return re.sub(r"-s\d+$", "", name)
 
 
-def _strategy_table(rows: list[dict], target) -> list[str]:
+def _strategy_table(rows: list[dict], target, scores) -> list[str]:
     lines = ["| strategy | runs (seeds) | reach the reference | within 0.5 points | "
              "trainings, median | time in trials, median [range] |", "|---|---|---|---|---|---|"]
     for name in dict.fromkeys(family(r["study"]) for r in rows):
         runs = [r for r in rows if family(r["study"]) == name and r["best"] is not None]
         if not runs:
             continue
-        reach = sum(reaches(r["best"].value, target.value) for r in runs)
-        near = sum(reaches(r["best"].value, target.value, 0.005) for r in runs)
+        values = [choice_value(r, scores) for r in runs]
+        reach = sum(v is not None and reaches(v, target.value) for v in values)
+        near = sum(v is not None and reaches(v, target.value, 0.005) for v in values)
         minutes = [r["seconds"] / 60 for r in runs]
         lines.append(f"| `{name}` | {len(runs)} | {reach}/{len(runs)} | {near}/{len(runs)} | "
                      f"{statistics.median(r['trained'] for r in runs):.0f} | "
@@ -117,13 +142,23 @@ def _strategy_table(rows: list[dict], target) -> list[str]:
 
 def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
     found = [r for r in rows if r["best"] is not None]
+    scores = None
     if reference is not None and reference["best"] is not None:
         target, target_name = reference["best"], f"the exhaustive grid (`{reference['study']}`)"
+        scores = reference["scores"]
     elif found:
         top = max(found, key=lambda r: (r["best"].value, -r["best"].number))
         target, target_name = top["best"], f"the best any of these studies found (`{top['study']}`)"
     else:
         target, target_name = None, None
+    judged = ("Each study's choice is judged by the exhaustive grid's own score of that "
+              "configuration (one set of measurements) and its rank among the grid's "
+              f"{sum(v is not None for v in scores.values()):,} trained configurations: the "
+              "studies ran with 1 or 2 torch threads, and the thread count changes a "
+              "training's rounding and so its score, as a new seed would (docs/scaling.md)."
+              if scores is not None else
+              "A configuration scores the same in every study run with the same number of "
+              "torch threads (docs/scaling.md).")
     lines = [
         "# Report 002's searches at its full protocol",
         "",
@@ -132,44 +167,74 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
         "",
         "Every study searched report 002's space (`spaces/report002.toml`: 6,400 cells, 2,800 "
         "distinct trainings) with its protocol: 3-fold CV on 1000 training pairs, 25 epochs, "
-        "seed 0, so a configuration scores the same in every study. Time in trials is the sum "
+        f"seed 0. {judged} Time in trials is the sum "
         "of the trials' durations; active wall time runs from the first start to the last "
         f"finish, less any pause over {PAUSE_SECONDS:.0f} s (a kill and resume).",
         "",
         "| study | strategy | trials (complete / pruned / failed) | trainings "
         "| time in trials | active wall time | best full-budget configuration | 3-fold CV % "
-        "| reaches the reference | devices |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        + ("| the grid's score of it % (rank) " if scores is not None else "")
+        + "| reaches the reference | devices |",
+        "|---|---|---|---|---|---|---|---|" + ("---|" if scores is not None else "") + "---|---|",
     ]
     for row in rows:
         best = row["best"]
         c = row["counts"]
+        value = choice_value(row, scores)
         reached = "–"
-        if best is not None and target is not None:
-            reached = "yes" if reaches(best.value, target.value) else (
-                f"no ({100 * (best.value - target.value):+.2f} points)")
+        if value is not None and target is not None:
+            reached = "yes" if reaches(value, target.value) else (
+                f"no ({100 * (value - target.value):+.2f} points)")
+        graded = ""
+        if scores is not None:
+            graded = (f" {100 * value:.2f} ({grid_rank(value, scores)}) |" if value is not None
+                      else " – |")
         lines.append(
             f"| `{row['study']}` | {row['strategy']} | {c['complete']} / {c['pruned']} / "
             f"{c['failed']}{' (+' + str(c['running']) + ' running)' if c['running'] else ''} "
             f"| {row['trained']:,} | {_minutes(row['seconds'])} | {_minutes(row['active'])} | "
             f"{_config(best) if best else '–'} | "
-            f"{f'{100 * best.value:.2f}' if best else '–'} | {reached} | "
+            f"{f'{100 * best.value:.2f}' if best else '–'} |{graded} {reached} | "
             f"{', '.join(row['devices']) or '–'} |")
     lines.append("")
     if target is not None:
-        lines += _strategy_table(rows, target)
+        lines += _strategy_table(rows, target, scores)
         lines.append(f"Reference: {target_name}: {_config(target)}, "
                      f"{100 * target.value:.2f}% 3-fold CV.")
         if reference is None or reference["best"] is None:
             lines.append("The exhaustive full-protocol grid (`pairsearch run report002`, its "
-                         "`grid` stage) has not been run to the end yet, so no study here can be said "
-                         "to have found the space's best cell; this reference is a lower bound "
-                         "on it.")
+                         "`grid` stage) has not been run to the end yet, so no study here can be "
+                         "said to have found the space's best cell; this reference is a lower "
+                         "bound on it.")
+        else:
+            close = sum(1 for v in scores.values() if v is not None
+                        and reaches(v, target.value, 0.001))
+            near = sum(1 for v in scores.values() if v is not None
+                       and reaches(v, target.value, 0.005))
+            std = 100 * (target.user_attrs.get("accuracy_std") or 0.0)
+            lines.append(f"{close} of the grid's configurations lie within 0.1 points of its "
+                         f"best and {near} within 0.5 points, while the best's fold-to-fold "
+                         f"std is {std:.1f} points: the top of this space is a plateau, and "
+                         "which of its cells comes first is chance.")
+            threads = Counter(t.user_attrs["cpu_threads"] for t in reference["trials"]
+                              if t.user_attrs.get("cpu_threads")
+                              and "reused_from" not in t.user_attrs)
+            if threads:
+                lines.append("The grid's trainings that recorded their thread setting: " +
+                             "; ".join(f"{k}: {n:,}" for k, n in threads.most_common()) + ".")
         for row in rows:
-            if row["strategy"] == "halving":
+            if row["strategy"] != "halving":
+                continue
+            if scores is None:
                 inside = config_key_of(target) in row["full_budget_keys"]
                 lines.append(f"The reference configuration is {'' if inside else 'not '}"
                              f"among `{row['study']}`'s full-budget survivors.")
+            else:
+                top = {k for k, v in scores.items() if v is not None
+                       and reaches(v, target.value, 0.005)}
+                lines.append(f"Of the grid's {len(top)} configurations within 0.5 points of its "
+                             f"best, {len(top & row['full_budget_keys'])} are among "
+                             f"`{row['study']}`'s full-budget survivors.")
     lines.append("")
     return "\n".join(lines)
 
@@ -196,6 +261,8 @@ def main() -> None:
         partial = unfinished_cells(grid)
         if partial is None:  # a grid is the reference only once every cell is in
             reference = summarise(grid)
+            reference["scores"] = grid_scores(grid)
+            reference["trials"] = grid.get_trials(deepcopy=False)
         else:
             print(f"{args.reference}: {partial[0]} of {partial[1]} cells so far; "
                   "not the reference yet")

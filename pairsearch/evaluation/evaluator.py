@@ -13,6 +13,7 @@ Protocols:
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal, Optional, Sequence
@@ -125,6 +126,9 @@ class Evaluation:
         precision: Arithmetic of the training: ``fp32`` or ``bf16`` (convolution stacks).
         stopped_at: The step after which the epoch callback stopped the training (a
             pruned trial), else ``None``.
+        cpu_threads: On a CPU, torch's thread count and ``OMP_NUM_THREADS``: a different
+            ``OMP_NUM_THREADS`` can select other bf16 convolution kernels, whose rounding
+            changes the training as a new seed would (docs/scaling.md); else ``None``.
     """
 
     config: Config
@@ -137,6 +141,7 @@ class Evaluation:
     failed: Optional[str] = None
     precision: str = "fp32"
     stopped_at: Optional[int] = None
+    cpu_threads: Optional[str] = None
 
     @property
     def accuracies(self) -> list[float]:
@@ -179,6 +184,7 @@ class Evaluation:
             "failed": self.failed,
             "device": self.device,
             "precision": self.precision,
+            "cpu_threads": self.cpu_threads,
             "data": self.data,
             "protocol": {"kind": self.protocol.kind, "folds": self.protocol.folds,
                          "repeats": self.protocol.repeats, "draws": self.protocol.draws},
@@ -186,6 +192,14 @@ class Evaluation:
             "config": self.config.flat(),
             "runs": [r.__dict__ for r in runs],
         }
+
+
+def cpu_threads(device: torch.device) -> Optional[str]:
+    """``"torch N, OMP_NUM_THREADS M"`` on a CPU (what decides its numerics), else ``None``."""
+    if device.type != "cpu":
+        return None
+    omp = os.environ.get("OMP_NUM_THREADS", "unset")
+    return f"torch {torch.get_num_threads()}, OMP_NUM_THREADS {omp}"
 
 
 def resolve_device(name: str) -> torch.device:
@@ -437,7 +451,7 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
                 loss, seconds, run.draw)
     return [Evaluation(config, protocol, seed, str(device), described, state.params,
                        tuple(state.scores[r] for r in sorted(state.scores)), state.failed,
-                       precision, state.stopped_at)
+                       precision, state.stopped_at, cpu_threads(device))
             for config, state in zip(configs, progress)]
 
 

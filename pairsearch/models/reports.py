@@ -422,13 +422,20 @@ for _builder in (r003_mlp, r003_mlp_ws, r003_mlp_ws_aux, r003_cnn, r003_cnn_ws,
 # Report 004: siamese CNNs and RNNs compared in one last linear layer.
 
 
-def _r004_cnn_branch(pool_and_dropout: bool) -> nn.Sequential:
-    """Three 3×3 convolutions (16, 32, 64 channels) with ReLU, then one linear layer to the
-    10 outputs; CNN 3 adds max-pooling after the second and dropout (rate 0.5) after the
-    third."""
-    layers: list[nn.Module] = [PatchConv2d(1, 16, 3), nn.ReLU(), nn.Conv2d(16, 32, 3)]
-    layers += [nn.MaxPool2d(2), nn.ReLU()] if pool_and_dropout else [nn.ReLU()]
-    layers += [nn.Conv2d(32, 64, 3), nn.ReLU()]
+def _r004_activation(name: str) -> nn.Module:
+    # "softmax": across the channels at each pixel, as torch's nn.Softmax() chose for a
+    # 4-d input when no dim was given (the implicit dim the report's era of torch used).
+    return nn.Softmax(dim=1) if name == "softmax" else nn.ReLU()
+
+
+def _r004_cnn_branch(pool_and_dropout: bool, activation: str = "relu") -> nn.Sequential:
+    """Three 3×3 convolutions (16, 32, 64 channels) with ReLU (or softmax), then one linear
+    layer to the 10 outputs; CNN 3 adds max-pooling after the second and dropout (rate 0.5)
+    after the third."""
+    act = _r004_activation
+    layers: list[nn.Module] = [PatchConv2d(1, 16, 3), act(activation), nn.Conv2d(16, 32, 3)]
+    layers += [nn.MaxPool2d(2), act(activation)] if pool_and_dropout else [act(activation)]
+    layers += [nn.Conv2d(32, 64, 3), act(activation)]
     features = ConvStack(*layers, float_output=False)
     tail: list[nn.Module] = [Dropout(UNSTATED_DROPOUT)] if pool_and_dropout else []
     shape = output_shape(features, (1, 14, 14))
@@ -452,8 +459,8 @@ def r004_siamese_cnn(*, shared: bool = True,
 
 
 @register_model(digit_heads=True)
-def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp"] = "logits_linear"
-                      ) -> nn.Module:
+def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp"] = "logits_linear",
+                      activation: Literal["relu", "softmax"] = "relu") -> nn.Module:
     """Report 004's Siamese CNN 3: shared weights, max pooling, dropout, auxiliary losses.
 
     "This model consists of a siamese network with convolutional layers and ... Other
@@ -463,8 +470,14 @@ def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp"] = "logits_l
     predicts the final binary logits." Model 2's three convolutions, max-pooling after the
     second (14 → 12 → 10 → 5 → 3), dropout (rate not given: 0.5) before Linear(576, 10);
     use ``lambda=0.8`` for its weights w = [0.8, 0.8, 1]. ``head=probs_mlp``: ours.
+
+    Its list says "Activation function: softmax", as for every model but the RNN's "tanh in
+    RNN and softmax for final logits"; only the best model says "We also use ReLU between
+    layers". ``activation=relu`` (default) reads softmax as the output's;
+    ``activation=softmax`` puts a softmax over the channels after each convolution.
     """
-    return TwoBranchNet(lambda: _r004_cnn_branch(True), True, True, head, 64, "relu")
+    return TwoBranchNet(lambda: _r004_cnn_branch(True, activation), True, True, head, 64,
+                        "relu")
 
 
 class R004Rnn(nn.Module):

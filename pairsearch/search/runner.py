@@ -44,7 +44,8 @@ REFRESH_SECONDS = 5.0
 
 # Attributes copied from an earlier trial when its result is reused.
 _SCORE_ATTRS = ("config_key", "accuracies", "accuracy_std", "f1_mean", "digit_accuracy_mean",
-                "final_loss_mean", "params", "train_seconds", "device", "precision", "data",
+                "final_loss_mean", "params", "train_seconds", "device", "precision",
+                "cpu_threads", "data",
                 "protocol", "draw_means", "fail_reason")
 
 

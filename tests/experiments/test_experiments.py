@@ -227,8 +227,9 @@ def test_table_command_on_a_quick_run(tmp_path):
                          "siamese_cnn_2", "siamese_cnn_3", "siamese_rnn_1", "siamese_rnn_2",
                          "deep_siamese_cnn"}
     ablations = [row for row in result["rows"] if row["stage"] != "models"]
-    assert {row["stage"] for row in ablations} == {"sgd-batch", "adam-batch", "softmax-outputs",
-                                                   "rnn-hidden-weights"}
+    assert {row["stage"] for row in ablations} == {"sgd-batch", "sgd-batch-unshared",
+                                                   "adam-batch", "softmax-outputs",
+                                                   "rnn-hidden-weights", "softmax-activations"}
     for row in result["rows"]:
         assert {"row", "report_mean", "report_std", "mean", "std", "runs", "draws", "params",
                 "report_params", "verdict"} <= set(row)

@@ -96,6 +96,11 @@ def test_report_004_networks():
     cnn_3 = create_model("r004_siamese_cnn3")
     assert _layers(cnn_3, nn.MaxPool2d) and _layers(cnn_3, nn.Dropout)
     assert _layers(cnn_3, MapLinear)[0].map_shape == (64, 3, 3)
+    softmax = create_model("r004_siamese_cnn3", activation="softmax")
+    assert len(_layers(softmax, nn.Softmax)) == 3 and not _layers(softmax, nn.ReLU)
+    assert count_parameters(softmax) == count_parameters(cnn_3)
+    digits = softmax.eval()(torch.randn(4, 2, 14, 14)).digit_a
+    assert digits.shape == (4, 10) and torch.isfinite(digits).all()
     rnn_1, rnn_2 = create_model("r004_rnn"), create_model("r004_rnn", head="longer")
     assert isinstance(rnn_1.head, nn.Linear)
     assert [m.out_features for m in _layers(rnn_2.head, nn.Linear)] == [64, 32, 2]

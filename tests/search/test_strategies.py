@@ -27,7 +27,7 @@ def test_grid_covers_every_cell_once_and_resumes(tiny_space, tiny, storage):
     assert cells == sorted(cell_key(c) for c in space.cells())
     trial = study.trials[0]
     for attr in ("accuracies", "accuracy_std", "f1_mean", "params", "train_seconds", "device",
-                 "precision", "data", "protocol", "config_key"):
+                 "precision", "cpu_threads", "data", "protocol", "config_key"):
         assert attr in trial.user_attrs
     assert trial.user_attrs["precision"] in ("fp32", "bf16")
     assert len(trial.user_attrs["accuracies"]) == 2
