@@ -483,11 +483,13 @@ def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp"] = "logits_l
 class R004Rnn(nn.Module):
     """Each digit read row by row by one shared Elman RNN; the last state → 10 logits."""
 
-    def __init__(self, hidden: int, head: nn.Module, zero_recurrent: bool = False) -> None:
+    def __init__(self, hidden: int, head: nn.Module, zero_recurrent: bool = False,
+                 layers: int = 1) -> None:
         super().__init__()
-        self.rnn = ElmanRNN(input_size=14, hidden_size=hidden, num_layers=1)
+        self.rnn = ElmanRNN(input_size=14, hidden_size=hidden, num_layers=layers)
         if zero_recurrent:
-            nn.init.zeros_(self.rnn.layers[0]["hh"].weight)
+            for layer in self.rnn.layers:
+                nn.init.zeros_(layer["hh"].weight)
         self.digit = nn.Linear(hidden, NUM_CLASSES)
         self.head = head
 
@@ -500,7 +502,8 @@ class R004Rnn(nn.Module):
 @register_model(digit_heads=True)
 def r004_rnn(*, hidden: int = 64,
              head: Literal["linear", "longer", "probs_mlp"] = "linear",
-             hidden_init: Literal["state", "weights"] = "state") -> nn.Module:
+             hidden_init: Literal["state", "weights"] = "state",
+             layers: int = 1) -> nn.Module:
     """Report 004's Siamese RNN 1 (``head=linear``) and 2 (``head=longer``).
 
     "we used Elman RNN's which consists of three layers and a set of context units that form
@@ -518,6 +521,10 @@ def r004_rnn(*, hidden: int = 64,
     initial hidden state is zero; the recurrent weights keep torch's uniform
     initialisation) or ``hidden_init=weights`` (the hidden-to-hidden weights start at zero,
     so the untrained network sees only the last row of each digit).
+
+    "Elman RNN's which consists of three layers" reads two ways too: Elman's input, hidden
+    and output layers (``layers=1``, one recurrent layer) or three stacked recurrent
+    layers (``layers=3``, torch's ``nn.RNN(num_layers=3)``).
     """
     if head == "linear":
         layer: nn.Module = nn.Linear(2 * NUM_CLASSES, 2)
@@ -525,7 +532,7 @@ def r004_rnn(*, hidden: int = 64,
         layer = mlp(2 * NUM_CLASSES, [64, 32], 2, "relu")
     else:
         layer = nn.Sequential(_Softmax(), mlp(2 * NUM_CLASSES, [64], 2, "relu"))
-    return R004Rnn(hidden, layer, zero_recurrent=hidden_init == "weights")
+    return R004Rnn(hidden, layer, zero_recurrent=hidden_init == "weights", layers=layers)
 
 
 class _Softmax(nn.Module):

@@ -229,7 +229,8 @@ def test_table_command_on_a_quick_run(tmp_path):
     ablations = [row for row in result["rows"] if row["stage"] != "models"]
     assert {row["stage"] for row in ablations} == {"sgd-batch", "sgd-batch-unshared",
                                                    "adam-batch", "softmax-outputs",
-                                                   "rnn-hidden-weights", "softmax-activations"}
+                                                   "rnn-hidden-weights", "softmax-activations",
+                                                   "rnn-three-layers"}
     for row in result["rows"]:
         assert {"row", "report_mean", "report_std", "mean", "std", "runs", "draws", "params",
                 "report_params", "verdict"} <= set(row)

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from pairsearch.evaluation.losses import LossRecipe
+from pairsearch.errors import PairsearchError
 from pairsearch.models import ModelOutput, count_parameters, create_model
 from pairsearch.models.blocks import MapLinear
 from pairsearch.models.reports import SigmoidPair
@@ -104,6 +105,17 @@ def test_report_004_networks():
     rnn_1, rnn_2 = create_model("r004_rnn"), create_model("r004_rnn", head="longer")
     assert isinstance(rnn_1.head, nn.Linear)
     assert [m.out_features for m in _layers(rnn_2.head, nn.Linear)] == [64, 32, 2]
+
+
+def test_report004_rnn_three_layer_reading():
+    one, three = create_model("r004_rnn"), create_model("r004_rnn", layers=3)
+    assert len(three.rnn.layers) == 3 and len(one.rnn.layers) == 1
+    # Each added layer: 64×64 input and recurrent weights and their two biases.
+    assert count_parameters(three) - count_parameters(one) == 2 * (2 * 64 * 64 + 2 * 64)
+    zero = create_model("r004_rnn", layers=3, hidden_init="weights")
+    assert all(layer["hh"].weight.abs().sum() == 0 for layer in zero.rnn.layers)
+    with pytest.raises(PairsearchError, match="layers"):
+        create_model("r004_rnn", layers=0)
 
 
 def test_report004_rnn_hidden_init_readings():
