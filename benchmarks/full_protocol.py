@@ -27,8 +27,8 @@ import datetime
 import platform
 import re
 import statistics
-from collections import Counter
 import sys
+from collections import Counter
 from pathlib import Path
 from typing import Optional
 
@@ -96,10 +96,15 @@ def summarise(study: optuna.Study) -> dict:
                                if t.user_attrs.get("device")})}
 
 
-def grid_scores(grid: optuna.Study) -> dict[str, Optional[float]]:
+def grid_scores(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Optional[float]]:
     """The exhaustive grid's value of every configuration it trained (``None``: failed)."""
-    return {config_key_of(t): t.value for t in grid.get_trials(deepcopy=False)
+    return {config_key_of(t): t.value for t in trials
             if t.state in (TrialState.COMPLETE, TrialState.FAIL) and "config_key" in t.user_attrs}
+
+
+def near_best(scores: dict[str, Optional[float]], best: float, slack: float) -> set[str]:
+    """The grid's configurations within ``slack`` of its best value."""
+    return {k for k, v in scores.items() if v is not None and reaches(v, best, slack)}
 
 
 def grid_rank(value: float, scores: dict[str, Optional[float]]) -> int:
@@ -153,9 +158,10 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
         target, target_name = None, None
     judged = ("Each study's choice is judged by the exhaustive grid's own score of that "
               "configuration (one set of measurements) and its rank among the grid's "
-              f"{sum(v is not None for v in scores.values()):,} trained configurations: the "
-              "studies ran with 1 or 2 torch threads, and the thread count changes a "
-              "training's rounding and so its score, as a new seed would (docs/scaling.md)."
+              f"{sum(v is not None for v in scores.values()):,} trained configurations: "
+              "another torch thread count changes a training's rounding and so its score, "
+              "as a new seed would (docs/scaling.md), and the studies were not all run "
+              "with the same one."
               if scores is not None else
               "A configuration scores the same in every study run with the same number of "
               "torch threads (docs/scaling.md).")
@@ -207,10 +213,8 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
                          "said to have found the space's best cell; this reference is a lower "
                          "bound on it.")
         else:
-            close = sum(1 for v in scores.values() if v is not None
-                        and reaches(v, target.value, 0.001))
-            near = sum(1 for v in scores.values() if v is not None
-                       and reaches(v, target.value, 0.005))
+            close = len(near_best(scores, target.value, 0.001))
+            near = len(near_best(scores, target.value, 0.005))
             std = 100 * (target.user_attrs.get("accuracy_std") or 0.0)
             lines.append(f"{close} of the grid's configurations lie within 0.1 points of its "
                          f"best and {near} within 0.5 points, while the best's fold-to-fold "
@@ -230,8 +234,7 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
                 lines.append(f"The reference configuration is {'' if inside else 'not '}"
                              f"among `{row['study']}`'s full-budget survivors.")
             else:
-                top = {k for k, v in scores.items() if v is not None
-                       and reaches(v, target.value, 0.005)}
+                top = near_best(scores, target.value, 0.005)
                 lines.append(f"Of the grid's {len(top)} configurations within 0.5 points of its "
                              f"best, {len(top & row['full_budget_keys'])} are among "
                              f"`{row['study']}`'s full-budget survivors.")
@@ -260,9 +263,8 @@ def main() -> None:
         grid = optuna.load_study(study_name=args.reference, storage=storage)
         partial = unfinished_cells(grid)
         if partial is None:  # a grid is the reference only once every cell is in
-            reference = summarise(grid)
-            reference["scores"] = grid_scores(grid)
-            reference["trials"] = grid.get_trials(deepcopy=False)
+            trials = grid.get_trials(deepcopy=False)
+            reference = {**summarise(grid), "scores": grid_scores(trials), "trials": trials}
         else:
             print(f"{args.reference}: {partial[0]} of {partial[1]} cells so far; "
                   "not the reference yet")

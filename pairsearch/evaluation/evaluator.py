@@ -126,9 +126,9 @@ class Evaluation:
         precision: Arithmetic of the training: ``fp32`` or ``bf16`` (convolution stacks).
         stopped_at: The step after which the epoch callback stopped the training (a
             pruned trial), else ``None``.
-        cpu_threads: On a CPU, torch's thread count and ``OMP_NUM_THREADS``: a different
-            ``OMP_NUM_THREADS`` can select other bf16 convolution kernels, whose rounding
-            changes the training as a new seed would (docs/scaling.md); else ``None``.
+        cpu_threads: On a CPU, torch's thread count and ``OMP_NUM_THREADS``: another
+            thread count changes the training's rounding and so its scores, as a new seed
+            would (docs/scaling.md); else ``None``.
     """
 
     config: Config

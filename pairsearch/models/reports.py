@@ -432,10 +432,12 @@ def _r004_cnn_branch(pool_and_dropout: bool, activation: str = "relu") -> nn.Seq
     """Three 3×3 convolutions (16, 32, 64 channels) with ReLU (or softmax), then one linear
     layer to the 10 outputs; CNN 3 adds max-pooling after the second and dropout (rate 0.5)
     after the third."""
-    act = _r004_activation
-    layers: list[nn.Module] = [PatchConv2d(1, 16, 3), act(activation), nn.Conv2d(16, 32, 3)]
-    layers += [nn.MaxPool2d(2), act(activation)] if pool_and_dropout else [act(activation)]
-    layers += [nn.Conv2d(32, 64, 3), act(activation)]
+    def act() -> nn.Module:
+        return _r004_activation(activation)
+
+    layers: list[nn.Module] = [PatchConv2d(1, 16, 3), act(), nn.Conv2d(16, 32, 3)]
+    layers += [nn.MaxPool2d(2), act()] if pool_and_dropout else [act()]
+    layers += [nn.Conv2d(32, 64, 3), act()]
     features = ConvStack(*layers, float_output=False)
     tail: list[nn.Module] = [Dropout(UNSTATED_DROPOUT)] if pool_and_dropout else []
     shape = output_shape(features, (1, 14, 14))
