@@ -230,7 +230,7 @@ def test_table_command_on_a_quick_run(tmp_path):
     assert {row["stage"] for row in ablations} == {"sgd-batch", "sgd-batch-unshared",
                                                    "adam-batch", "softmax-outputs",
                                                    "rnn-hidden-weights", "softmax-activations",
-                                                   "rnn-three-layers"}
+                                                   "rnn-three-layers", "raw-inputs"}
     for row in result["rows"]:
         assert {"row", "report_mean", "report_std", "mean", "std", "runs", "draws", "params",
                 "report_params", "verdict"} <= set(row)
