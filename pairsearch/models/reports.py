@@ -109,15 +109,16 @@ def r000_cnn(*, size: Size = "model_1") -> nn.Module:
 class R000Aux1(nn.Module):
     """model_2 with an auxiliary pair output after its second convolution."""
 
-    def __init__(self) -> None:
+    def __init__(self, aux_head: str = "model_1") -> None:
         super().__init__()
         act = nn.LeakyReLU
         self.early = ConvStack(PatchConv2d(2, 32, 2), act(), nn.Conv2d(32, 64, 2), act(),
                                float_output=False)
         self.late = ConvStack(nn.MaxPool2d(2), nn.Conv2d(64, 128, 2), act(),
                               float_output=False)
-        self.aux = nn.Sequential(nn.MaxPool2d(2), act())  # model_1's classifier follows
-        self.aux_classifier = _r000_classifier("model_1", (64, 6, 6), 2)
+        self.aux = nn.Sequential(nn.MaxPool2d(2), act())
+        self.aux_classifier = (_r000_classifier("model_1", (64, 6, 6), 2)
+                               if aux_head == "model_1" else MapLinear((64, 6, 6), 2))
         self.classifier = _r000_classifier("model_2", (128, 5, 5), 2)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
@@ -127,7 +128,7 @@ class R000Aux1(nn.Module):
 
 
 @register_model(digit_heads=False, pair_aux=True)
-def r000_cnn_aux1() -> nn.Module:
+def r000_cnn_aux1(*, aux_head: Literal["model_1", "linear"] = "model_1") -> nn.Module:
     """Report 000's model_2_AUX1: an auxiliary pair output after model_2's 2nd convolution.
 
     "To improve the learning of model_2, we branched an auxiliary output after its second
@@ -136,8 +137,17 @@ def r000_cnn_aux1() -> nn.Module:
     (using the same target as the final output) which is then added to the final loss."
     model_1's classifier (max-pool → LeakyReLU → Linear(2304, 16) → LeakyReLU →
     Linear(16, 2)) reads the second convolution's output; use ``lambda=1`` ("added").
+
+    ``aux_head=linear`` reads the table instead: AUX1 has 6,274 parameters more than model_2
+    (119,780 against 113,506), exactly one Linear(64·7·7, 2) on the pooled map of the second
+    convolution (7×7 at the report's padding, 6×6 here); no hidden layer.
+
+    Raises:
+        ValueError: If ``aux_head`` is not ``model_1`` or ``linear``.
     """
-    return R000Aux1()
+    if aux_head not in ("model_1", "linear"):
+        raise ValueError(f"aux_head must be 'model_1' or 'linear', got {aux_head!r}")
+    return R000Aux1(aux_head)
 
 
 def _r000_two_branch(size: str, shared: bool, digit_heads: bool, head: str,

@@ -54,6 +54,16 @@ def test_report_000_aux1_branches_after_the_second_convolution():
     assert out.pair.shape == out.pair_aux.shape == (3, 2)
 
 
+def test_report_000_aux1_linear_head_adds_one_linear_layer():
+    # The table's reading: AUX1 - model_2 = 6,274 = one Linear(64·7·7, 2); here the map is 6×6.
+    plain = count_parameters(create_model("r000_cnn", size="model_2"))
+    linear = create_model("r000_cnn_aux1", aux_head="linear")
+    assert count_parameters(linear) - plain == 64 * 6 * 6 * 2 + 2
+    assert linear(torch.randn(3, 2, 14, 14)).pair_aux.shape == (3, 2)
+    with pytest.raises(ValueError, match="aux_head"):
+        create_model("r000_cnn_aux1", aux_head="mlp")
+
+
 def test_report_003_budget_and_layout():
     # The chosen MLP [128, 64, 32, 256] on the flattened pair: 69,345 parameters, in budget.
     assert count_parameters(create_model("r003_mlp")) == 69345
