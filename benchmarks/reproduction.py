@@ -23,6 +23,7 @@ import torch
 
 from pairsearch.experiments import (
     experiment_times,
+    gap_summary,
     list_experiments,
     load_experiment,
     reproduction_rows,
@@ -49,10 +50,12 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
     companions = [c for c in list_experiments()
                   if load_experiment(c).companion_of == name]
     improved: dict[tuple[str, str], dict] = {}
+    companion_rows = []
     for companion in companions:
         other = load_experiment(companion, prefix=prefixes.get(companion))
         for row in reproduction_rows(other, storage):
             improved[faithful_key(row)] = {**row, "experiment": companion}
+            companion_rows.append(improved[faithful_key(row)])
     title = experiment.report.get("title", name)
     lines = [f"## {name}: {title}", "", experiment.description, "",
              f"Faithful: `pairsearch run {name}`" + (
@@ -83,6 +86,7 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
             lines.append(f"| {stage.name} | – | – | (see its study "
                          f"`{stage_study_name(experiment, stage)}`) | | | | | |"
                          + (" |" if digits else ""))
+    lines += _gaps(gap_summary(rows, companion_rows))
     times = experiment_times(experiment, storage)
     spent = ", ".join(
         f"{c}: {experiment_times(load_experiment(c, prefix=prefixes.get(c)), storage)['seconds'] / 60:.0f} min"  # noqa: E501
@@ -91,6 +95,31 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
               + (f" ({spent})" if spent else "")
               + f"; devices: {', '.join(times['devices']) or 'not run'}.", ""]
     return lines
+
+
+def _gaps(gaps: list[dict]) -> list[str]:
+    """The faithful rows outside 2σ and what their ablations measured."""
+    if not gaps:
+        return ["", "Every faithful row is within 2σ of its report."]
+    lines = ["", "Faithful rows outside 2σ and their ablations (status from the measured "
+             "verdicts: *within*, an ablation lands within 2σ of the report; *bracketed*, one "
+             "lands on the other side of it, so the report lies between two readings; "
+             "*unexplained*, none does; an ablation whose 2σ band is as wide as the gap does not "
+             "count):", "",
+             "| row | report | ours, as written | status | ablations: ours (verdict) |",
+             "|---|---|---|---|---|"]
+    for gap in gaps:
+        tried = "; ".join(f"{e['source']}/{e['row']}: {_figure(e['mean'], e['std'])} "
+                          f"({e['verdict']}{'' if e['counts'] else ', too noisy to count'})"
+                          for e in gap["evidence"]) or "none run"
+        lines.append(f"| {gap['stage']}/{gap['row']} | {_figure(gap['report_mean'], None)} | "
+                     f"{_figure(gap['mean'], None)} ({gap['verdict']}) | {gap['status']} | "
+                     f"{tried} |")
+    counts = {s: sum(g["status"] == s for g in gaps) for s in ("within", "bracketed",
+                                                                "unexplained")}
+    return lines + ["", f"{len(gaps)} rows outside 2σ: {counts['within']} within under an "
+                    f"ablation, {counts['bracketed']} bracketed, {counts['unexplained']} "
+                    "unexplained."]
 
 
 def _best(storage, prefixes: dict[str, str]) -> list[str]:

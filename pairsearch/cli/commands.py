@@ -320,14 +320,15 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_reproduction(experiment, args: argparse.Namespace) -> int:
-    from pairsearch.experiments import experiment_times, reproduction_rows
+    from pairsearch.experiments import experiment_times, gap_summary, reproduction_rows
     from pairsearch.search.storage import open_storage
 
     storage = open_storage(args.storage, create=False)
     rows = reproduction_rows(experiment, storage)
     times = experiment_times(experiment, storage)
+    gaps = gap_summary(rows)
     if args.json:
-        print(json.dumps({"experiment": experiment.name, "rows": rows, **times}))
+        print(json.dumps({"experiment": experiment.name, "rows": rows, "gaps": gaps, **times}))
         return 0
     import pandas as pd
 
@@ -342,6 +343,10 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}",
                                  na_rep="-"))
     print(f"{times['seconds'] / 60:.1f} min in trials on {', '.join(times['devices']) or '-'}")
+    for gap in gaps:  # each faithful row outside 2σ, with what its ablations found
+        tried = ", ".join(f"{e['source']}/{e['row']} {e['verdict']}" for e in gap["evidence"])
+        print(f"outside 2σ: {gap['stage']}/{gap['row']} {gap['verdict']}: {gap['status']} "
+              f"(ablations: {tried or 'none run'})")
     return 0
 
 

@@ -21,11 +21,12 @@ from pairsearch.experiments.schema import (
 )
 from pairsearch.experiments.tables import (
     experiment_times,
+    gap_summary,
     reproduction_rows,
     reproduction_table,
 )
 
 __all__ = ["KINDS", "Experiment", "RunOptions", "Stage", "describe", "experiment_from_dict",
-           "experiment_times", "list_experiments", "load_experiment", "reproduction_rows",
+           "experiment_times", "gap_summary", "list_experiments", "load_experiment", "reproduction_rows",
            "reproduction_table", "run_experiment", "stage_space", "stage_study_name",
            "study_name", "write_experiment_report"]

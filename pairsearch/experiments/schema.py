@@ -43,7 +43,7 @@ PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "dra
 GENETIC_KEYS = {"pop", "gens", "survivors", "diversity", "individuality", "mutation"}
 SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
-                 "seconds", "note", "beside"}
+                 "seconds", "note", "beside", "ablates"}
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "top", "trials",
                 "quick", "select", "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS)
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}
@@ -122,6 +122,23 @@ def _check_reported(name: str, stage: str, reported: Any) -> None:
             raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
                                   f"{row!r}: unknown key {bad[0]!r} (valid: "
                                   f"{', '.join(sorted(REPORTED_KEYS))})")
+
+
+def _check_ablates(name: str, stage: str, reported: Mapping[str, Any],
+                   stages: Mapping[str, "Stage"]) -> None:
+    """An ablation row names the faithful rows it tests (``ablates = "STAGE/ROW"`` or a
+    list): a stage's reported rows, so that a typo cannot orphan it."""
+    for row, figures in reported.items():
+        targets = figures.get("ablates", [])
+        for target in [targets] if isinstance(targets, str) else targets:
+            target_stage, _, target_row = str(target).partition("/")
+            rows = ((stages[target_stage].get("reported") or {}) if target_stage in stages
+                    else {})
+            if target_row in rows:
+                continue
+            raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
+                                  f"{row!r}: ablates = {target!r} is no stage's reported row "
+                                  "(write \"STAGE/ROW\")")
 
 
 def _check_rows(name: str, stage: str, table: Mapping[str, Any]) -> None:
@@ -213,6 +230,9 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: no space "
                                   "(space = NAME, [params] or best_of = STAGE)")
         stages.append(Stage(stage_name, kind, settings))
+    for stage in stages:
+        _check_ablates(name, stage.name, stage.get("reported") or {},
+                       {s.name: s for s in stages})
     return Experiment(prefix or (f"{name}-quick" if quick else name),
                       str(document.get("description", "")), tuple(stages),
                       dict(document.get("report", {})), document.get("companion_of"))

@@ -4,7 +4,8 @@ A stage's ``[stages.reported.ROW]`` tables hold what the report printed for a ro
 ``mean`` accuracy in % (or ``error`` in %, turned into 100 − error), ``std`` or
 ``variance`` (%²), ``params``, ``f1``, ``digit_accuracy``, ``seconds``, ``note``, and in a
 companion experiment ``beside`` ("STAGE/ROW": the faithful row it improves on, where its
-own stage and row are named otherwise).
+own stage and row are named otherwise), and in an ablation stage ``ablates`` ("STAGE/ROW",
+or a list of them: the faithful rows whose gap the ablation tests; see ``gap_summary``).
 ``reproduction_table`` reads the stored studies (it trains nothing) and matches each
 row to a trial:
 
@@ -36,7 +37,7 @@ from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
            "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
-           "seconds", "report_seconds", "verdict", "note", "beside"]
+           "seconds", "report_seconds", "verdict", "note", "beside", "ablates"]
 
 
 def row_label(params: dict[str, Any]) -> str:
@@ -141,8 +142,60 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "verdict": verdict(report_mean, report_std, ours.get("mean"), ours.get("std")),
                 # A companion's row: the faithful "STAGE/ROW" it stands beside, if not its own.
                 "beside": figures.get("beside"),
+                "ablates": ([figures["ablates"]] if isinstance(figures.get("ablates"), str)
+                            else list(figures.get("ablates", []))),
                 "note": "; ".join(n for n in (partial_note, figures.get("note", "")) if n)})
     return rows
+
+
+def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]] = ()
+                ) -> list[dict[str, Any]]:
+    """Each faithful row outside 2σ and what its ablations found, from measured verdicts.
+
+    A faithful row is a row that ablates nothing. Its evidence is every ablation row that
+    names it (``ablates``) and the companion experiments' rows beside it; a row counts
+    (``counts``) only if it was run and its 2σ band is narrower than the gap it would
+    explain (an ablation with a std of 16 points is "within" of anything). Status:
+    ``within`` when a counted ablation lands within 2σ of the report, ``bracketed`` when
+    one lands on the other side of the report (the report lies between two readings of an
+    unstated choice), else ``unexplained``.
+
+    Args:
+        rows: An experiment's ``reproduction_rows``.
+        companion_rows: Its companions' rows (improved variants), each with an
+            ``experiment`` key.
+
+    Returns:
+        One dictionary per gap: ``stage``, ``row``, ``verdict``, ``report_mean``, ``mean``,
+        ``status`` and ``evidence`` (the ablation rows that were run, each with
+        ``source``, its stage or the companion experiment's name, and ``counts``).
+    """
+    evidence: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        for target in row["ablates"]:
+            evidence.setdefault(target, []).append({**row, "source": row["stage"]})
+    for row in companion_rows:
+        target = "/".join(faithful_key(row))
+        evidence.setdefault(target, []).append({**row, "source": row["experiment"]})
+    gaps = []
+    for row in rows:
+        if row["ablates"] or row["verdict"] not in ("above", "below"):
+            continue
+        gap = abs(row["mean"] - row["report_mean"])
+        found = [{**e, "counts": 2 * max(e["std"] or 0.0, e["report_std"] or 0.0) < gap}
+                 for e in evidence.get(f"{row['stage']}/{row['row']}", [])
+                 if e["verdict"] in ("within", "above", "below")]
+        counted = [e for e in found if e["counts"]]
+        if any(e["verdict"] == "within" for e in counted):
+            status = "within"
+        elif any(e["verdict"] != row["verdict"] for e in counted):
+            status = "bracketed"
+        else:
+            status = "unexplained"
+        gaps.append({"stage": row["stage"], "row": row["row"], "verdict": row["verdict"],
+                     "report_mean": row["report_mean"], "mean": row["mean"], "status": status,
+                     "evidence": found})
+    return gaps
 
 
 def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStorage

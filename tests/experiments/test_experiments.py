@@ -15,6 +15,7 @@ from pairsearch.experiments.chaining import stage_space
 from pairsearch.experiments import (
     RunOptions,
     experiment_from_dict,
+    gap_summary,
     list_experiments,
     load_experiment,
     run_experiment,
@@ -45,10 +46,38 @@ def test_every_shipped_experiment_loads_full_and_quick():
                   "variants": {"adam": {"model": "mlp"}},
                   "reported": {"adam/0.1": {"mean": 90}}}]},
      r"reported row 'adam/0.1' is none of the stage's rows \(valid: adam/0.01\)"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"m": {"mean": 90}}},
+                 {"name": "b", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"m": {"mean": 90, "ablates": "a/n"}}}]},
+     r"ablates = 'a/n' is no stage's reported row"),
 ])
 def test_bad_experiments_are_clear_errors(document, message):
     with pytest.raises(PairsearchError, match=message):
         experiment_from_dict("x", document)
+
+
+def _row(stage, row, verdict, ablates=(), std=1.0, **extra):
+    return {"stage": stage, "row": row, "verdict": verdict, "report_mean": 80.0,
+            "report_std": 1.0, "mean": 90.0, "std": std, "ablates": list(ablates),
+            "beside": None, **extra}
+
+
+def test_gap_summary_reads_each_gap_from_its_ablations_verdicts():
+    rows = [_row("models", "a", "above"), _row("models", "b", "below"),
+            _row("models", "c", "above"), _row("models", "d", "within"),
+            _row("raw", "a", "within", ["models/a"]), _row("raw", "b", "below", ["models/b"]),
+            _row("raw", "c2", "not run", ["models/c"]),
+            _row("noisy", "c", "within", ["models/c"], std=6.0)]
+    companion = [_row("models", "b", "above", experiment="x-improved")]
+    gaps = {g["row"]: g for g in gap_summary(rows, companion)}
+    assert set(gaps) == {"a", "b", "c"}  # d is within; ablation rows are not gaps
+    assert gaps["a"]["status"] == "within"
+    assert gaps["b"]["status"] == "bracketed"  # an ablation below, the companion above
+    assert [e["source"] for e in gaps["b"]["evidence"]] == ["raw", "x-improved"]
+    # Not run: no evidence; a 2σ band (12 points) wider than the gap (10): does not count.
+    assert gaps["c"]["status"] == "unexplained"
+    assert [(e["source"], e["counts"]) for e in gaps["c"]["evidence"]] == [("noisy", False)]
 
 
 def test_space_variants_choose_and_budget():
@@ -241,6 +270,13 @@ def test_table_command_on_a_quick_run(tmp_path):
             row["report_std"], row["std"]) else ("above" if row["mean"] > row["report_mean"]
                                                  else "below")
         assert row["verdict"] == expected
+        assert row["stage"] == "models" or row["ablates"][0].startswith("models/")
+    # Every models row outside 2σ is a gap, with the ablation rows that name it.
+    outside = {r for r, row in rows.items() if row["verdict"] != "within"}
+    assert {gap["row"] for gap in result["gaps"]} == outside
+    for gap in result["gaps"]:
+        assert gap["evidence"] and all(e["ablates"] == [f"models/{gap['row']}"]
+                                       for e in gap["evidence"])
     assert rows["siamese_cnn_3"]["report_mean"] == 81.03
     assert result["seconds"] > 0 and result["devices"]
     text = subprocess.run([*run, "--table"], capture_output=True, text=True, cwd=tmp_path)
