@@ -151,10 +151,10 @@ def r000_cnn_aux1(*, aux_head: Literal["model_1", "linear"] = "model_1") -> nn.M
 
 
 def _r000_two_branch(size: str, shared: bool, digit_heads: bool, head: str,
-                     head_hidden: int) -> TwoBranchNet:
+                     head_hidden: int, branch_out: int = NUM_CLASSES) -> TwoBranchNet:
     # Each digit runs through the model's own layers on one channel, ending in 10 outputs.
-    return TwoBranchNet(lambda: _r000_net(size, 1, NUM_CLASSES), shared, digit_heads, head,
-                        head_hidden, "leaky_relu")
+    return TwoBranchNet(lambda: _r000_net(size, 1, branch_out), shared, digit_heads, head,
+                        head_hidden, "leaky_relu", branch_out)
 
 
 _R000_SECONDARY = """
@@ -171,9 +171,20 @@ _R000_SECONDARY = """
 
 @register_model(digit_heads=False)
 def r000_ws(*, size: Size = "model_1", head: Literal["logits_linear", "probs_mlp"] =
-            "logits_linear", head_hidden: int = 64) -> nn.Module:
-    """Report 000's model_1_ws / model_2_ws: weight sharing, no auxiliary loss."""
-    return _r000_two_branch(size, True, False, head, head_hidden)
+            "logits_linear", head_hidden: int = 64, branch_out: int = NUM_CLASSES) -> nn.Module:
+    """Report 000's model_1_ws / model_2_ws: weight sharing, no auxiliary loss.
+
+    Without a digit loss nothing fixes the width of each branch's output; ``branch_out``
+    sets it: 10 by default (as the AUX2 models), 2 reads "the same layers" literally (the
+    printed classifiers end in Linear(16, 2) and Linear(12, 2)), so the further layers
+    compare 2 + 2 values.
+
+    Raises:
+        ValueError: If ``branch_out`` is below 1.
+    """
+    if branch_out < 1:
+        raise ValueError(f"branch_out must be at least 1, got {branch_out}")
+    return _r000_two_branch(size, True, False, head, head_hidden, branch_out)
 
 
 @register_model(digit_heads=True)

@@ -135,14 +135,16 @@ class TwoBranchNet(nn.Module):
     """
 
     def __init__(self, make_branch, shared: bool, digit_heads: bool, head: str,
-                 head_hidden: int, act: str) -> None:
+                 head_hidden: int, act: str, branch_out: int = NUM_CLASSES) -> None:
         super().__init__()
         self.shared = shared
         self.digit_heads = digit_heads
         self.head_probs = head == "probs_mlp"
         self.branch_a = make_branch()
         self.branch_b = self.branch_a if shared else make_branch()
-        self.head = make_head(head, 2 * NUM_CLASSES, head_hidden, act)
+        # branch_out: the width of each branch's output (10 digit logits unless a report
+        # prints another; report 000's model_1 layers end in Linear(16, 2)).
+        self.head = make_head(head, 2 * branch_out, head_hidden, act)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         a, b = split_pair(x)

@@ -54,6 +54,14 @@ def test_report_000_aux1_branches_after_the_second_convolution():
     assert out.pair.shape == out.pair_aux.shape == (3, 2)
 
 
+def test_report_000_ws_branch_out_sets_what_the_head_compares():
+    literal = create_model("r000_ws", branch_out=2)  # the printed Linear(16, 2) per branch
+    assert literal.branch_a[-1][-1].out_features == 2 and literal.head.in_features == 4
+    assert create_model("r000_ws").head.in_features == 20
+    with pytest.raises(ValueError, match="branch_out"):
+        create_model("r000_ws", branch_out=0)
+
+
 def test_report_000_aux1_linear_head_adds_one_linear_layer():
     # The table's reading: AUX1 - model_2 = 6,274 = one Linear(64·7·7, 2); here the map is 6×6.
     plain = count_parameters(create_model("r000_cnn", size="model_2"))
