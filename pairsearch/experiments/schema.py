@@ -141,6 +141,21 @@ def _check_ablates(name: str, stage: str, reported: Mapping[str, Any],
                                   "(write \"STAGE/ROW\")")
 
 
+def _own_epochs_win(table: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
+    """A stage whose ``fixed`` or variants set ``epochs`` trains those: ``[defaults]``'s
+    epochs would otherwise be its protocol and override them. Variants that set none keep
+    the defaults' number; a stage-level ``epochs`` or ``--quick``'s still applies to all."""
+    table = dict(table)
+    variants = table.get("variants", {})
+    own = "epochs" in table.get("fixed", {}) or any("epochs" in v for v in variants.values())
+    if not own or "epochs" in table or "epochs" not in defaults:
+        return table
+    table["epochs"] = None  # no protocol epochs: each cell's own
+    if "epochs" not in table.get("fixed", {}):
+        table["variants"] = {n: {"epochs": defaults["epochs"], **v} for n, v in variants.items()}
+    return table
+
+
 def _check_rows(name: str, stage: str, table: Mapping[str, Any]) -> None:
     """A test stage's reported rows must name rows its cells produce (``variant/value/...``,
     as ``tables.row_label`` writes them): a misspelt row would read "not run" for ever."""
@@ -197,6 +212,7 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
             _check_reported(name, stage_name, table["reported"])
             if kind == "test":
                 _check_rows(name, stage_name, table)
+        table = _own_epochs_win(table, defaults)
         settings = {**{k: v for k, v in defaults.items() if k in PROTOCOL_KEYS},
                     **{k: v for k, v in table.items() if k not in ("name", "kind", "quick")}}
         if quick:

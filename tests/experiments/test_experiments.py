@@ -57,6 +57,19 @@ def test_bad_experiments_are_clear_errors(document, message):
         experiment_from_dict("x", document)
 
 
+def test_a_variants_own_epochs_beat_the_defaults_epochs():
+    document = {"defaults": {"epochs": 25}, "quick": {"epochs": 2}, "stages": [
+        {"name": "a", "kind": "test", "fixed": {"model": "mlp"},
+         "variants": {"long": {"epochs": 100}, "plain": {}}},
+        {"name": "b", "kind": "test", "variants": {"m": {"model": "mlp"}}}]}
+    long_stage, plain_stage = experiment_from_dict("x", document).stages
+    space = stage_space(experiment_from_dict("x", document), long_stage, None, {})
+    assert {c["variant"]: space.settings(c)["epochs"] for c in space.cells()} == {
+        "long": 100, "plain": 25}  # a variant without its own keeps the defaults' number
+    assert long_stage.get("epochs") is None and plain_stage.get("epochs") == 25
+    assert experiment_from_dict("x", document, quick=True).stages[0].get("epochs") == 2
+
+
 def _row(stage, row, verdict, ablates=(), std=1.0, **extra):
     return {"stage": stage, "row": row, "verdict": verdict, "report_mean": 80.0,
             "report_std": 1.0, "mean": 90.0, "std": std, "ablates": list(ablates),
