@@ -157,8 +157,9 @@ def _own_epochs_win(table: Mapping[str, Any], defaults: Mapping[str, Any]) -> di
 
 
 def _check_rows(name: str, stage: str, table: Mapping[str, Any]) -> None:
-    """A test stage's reported rows must name rows its cells produce (``variant/value/...``,
-    as ``tables.row_label`` writes them): a misspelt row would read "not run" for ever."""
+    """A test or grid stage's reported rows must name rows its cells produce
+    (``variant/value/...``, as ``tables.row_label`` writes them; a grid's may also be
+    ``best`` or ``KEY=VALUE``): a misspelt row would read "not run" for ever."""
     params = table.get("params", {})
     if not all(isinstance(v, list) for v in params.values()):
         return  # generated values (``choose``): the rows cannot be listed here
@@ -168,6 +169,8 @@ def _check_rows(name: str, stage: str, table: Mapping[str, Any]) -> None:
         return
     rows = {"/".join(str(v) for v in cell) for cell in itertools.product(*axes)}
     for row in table["reported"]:
+        if table.get("kind") == "grid" and (row == "best" or "=" in row):
+            continue
         if row not in rows:
             raise PairsearchError(f"experiment {name!r}, stage {stage!r}: reported row "
                                   f"{row!r} is none of the stage's rows (valid: "
@@ -210,7 +213,7 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
                                   f"{table.get('select')!r}; valid: {', '.join(SELECT)}")
         if "reported" in table:
             _check_reported(name, stage_name, table["reported"])
-            if kind == "test":
+            if kind in ("test", "grid"):
                 _check_rows(name, stage_name, table)
         table = _own_epochs_win(table, defaults)
         settings = {**{k: v for k, v in defaults.items() if k in PROTOCOL_KEYS},

@@ -51,6 +51,10 @@ def test_every_shipped_experiment_loads_full_and_quick():
                  {"name": "b", "kind": "test", "variants": {"m": {"model": "mlp"}},
                   "reported": {"m": {"mean": 90, "ablates": "a/n"}}}]},
      r"ablates = 'a/n' is no stage's reported row"),
+    ({"stages": [{"name": "a", "kind": "grid", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"best": {"mean": 90}, "model=mlp": {"mean": 90},
+                               "n": {"mean": 90}}}]},
+     r"reported row 'n' is none of the stage's rows \(valid: m\)"),
 ])
 def test_bad_experiments_are_clear_errors(document, message):
     with pytest.raises(PairsearchError, match=message):
