@@ -49,13 +49,11 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
     experiment = load_experiment(name, prefix=prefixes.get(name))
     companions = [c for c in list_experiments()
                   if load_experiment(c).companion_of == name]
-    improved: dict[tuple[str, str], dict] = {}
-    companion_rows = []
-    for companion in companions:
-        other = load_experiment(companion, prefix=prefixes.get(companion))
-        for row in reproduction_rows(other, storage):
-            improved[faithful_key(row)] = {**row, "experiment": companion}
-            companion_rows.append(improved[faithful_key(row)])
+    companion_rows = [
+        {**row, "experiment": companion} for companion in companions
+        for row in reproduction_rows(load_experiment(companion, prefix=prefixes.get(companion)),
+                                     storage)]
+    improved = {faithful_key(row): row for row in companion_rows}
     title = experiment.report.get("title", name)
     lines = [f"## {name}: {title}", "", experiment.description, "",
              f"Faithful: `pairsearch run {name}`" + (

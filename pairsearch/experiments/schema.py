@@ -249,9 +249,9 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: no space "
                                   "(space = NAME, [params] or best_of = STAGE)")
         stages.append(Stage(stage_name, kind, settings))
+    by_name = {s.name: s for s in stages}
     for stage in stages:
-        _check_ablates(name, stage.name, stage.get("reported") or {},
-                       {s.name: s for s in stages})
+        _check_ablates(name, stage.name, stage.get("reported") or {}, by_name)
     return Experiment(prefix or (f"{name}-quick" if quick else name),
                       str(document.get("description", "")), tuple(stages),
                       dict(document.get("report", {})), document.get("companion_of"))

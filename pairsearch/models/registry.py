@@ -22,6 +22,7 @@ _BOUNDS: dict[str, dict[str, Any]] = {
     "head_hidden": {"low": 1},
     "base_channels": {"low": 1},
     "layers": {"low": 1},
+    "branch_out": {"low": 1},
 }
 
 

@@ -13,6 +13,7 @@ ReLU output layers" on the branches' probabilities are our probability head).
 
 from __future__ import annotations
 
+import functools
 from typing import Literal
 
 import torch
@@ -141,12 +142,7 @@ def r000_cnn_aux1(*, aux_head: Literal["model_1", "linear"] = "model_1") -> nn.M
     ``aux_head=linear`` reads the table instead: AUX1 has 6,274 parameters more than model_2
     (119,780 against 113,506), exactly one Linear(64·7·7, 2) on the pooled map of the second
     convolution (7×7 at the report's padding, 6×6 here); no hidden layer.
-
-    Raises:
-        ValueError: If ``aux_head`` is not ``model_1`` or ``linear``.
     """
-    if aux_head not in ("model_1", "linear"):
-        raise ValueError(f"aux_head must be 'model_1' or 'linear', got {aux_head!r}")
     return R000Aux1(aux_head)
 
 
@@ -178,12 +174,7 @@ def r000_ws(*, size: Size = "model_1", head: Literal["logits_linear", "probs_mlp
     sets it: 10 by default (as the AUX2 models), 2 reads "the same layers" literally (the
     printed classifiers end in Linear(16, 2) and Linear(12, 2)), so the further layers
     compare 2 + 2 values.
-
-    Raises:
-        ValueError: If ``branch_out`` is below 1.
     """
-    if branch_out < 1:
-        raise ValueError(f"branch_out must be at least 1, got {branch_out}")
     return _r000_two_branch(size, True, False, head, head_hidden, branch_out)
 
 
@@ -453,9 +444,7 @@ def _r004_cnn_branch(pool_and_dropout: bool, activation: str = "relu") -> nn.Seq
     """Three 3×3 convolutions (16, 32, 64 channels) with ReLU (or softmax), then one linear
     layer to the 10 outputs; CNN 3 adds max-pooling after the second and dropout (rate 0.5)
     after the third."""
-    def act() -> nn.Module:
-        return _r004_activation(activation)
-
+    act = functools.partial(_r004_activation, activation)
     layers: list[nn.Module] = [PatchConv2d(1, 16, 3), act(), nn.Conv2d(16, 32, 3)]
     layers += [nn.MaxPool2d(2), act()] if pool_and_dropout else [act()]
     layers += [nn.Conv2d(32, 64, 3), act()]
