@@ -97,6 +97,8 @@ class RunScore:
         final_loss: Mean training loss of the last epoch.
         train_seconds: Wall time of the training.
         draw: Which draw of the pairs it trained on.
+        train_accuracy: Pair accuracy on the pairs it trained on (a report may print that
+            figure: report 001's table 1 gives "train results").
     """
 
     repeat: int
@@ -108,6 +110,7 @@ class RunScore:
     final_loss: float
     train_seconds: float
     draw: int = 0
+    train_accuracy: Optional[float] = None
 
 
 @dataclass(frozen=True)
@@ -176,6 +179,7 @@ class Evaluation:
             "draw_std": float(np.std(means, ddof=1)) if len(means) > 1 else None,
             "f1_mean": float(np.mean([r.f1 for r in runs])) if runs else None,
             "digit_accuracy_mean": mean_or_none([r.digit_accuracy for r in runs]),
+            "train_accuracies": [r.train_accuracy for r in runs],
             "final_loss_mean": float(np.mean([r.final_loss for r in runs])) if runs else None,
             "params": self.params,
             "train_seconds": float(sum(r.train_seconds for r in runs)),
@@ -446,9 +450,10 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
                 continue
             run = runs[member.run]
             score = score_model(model, run.held_out)
+            fitted = accuracy_of(model, train_pairs.subset(run.train_index))
             progress[member.config].scores[member.run] = RunScore(
                 run.repeat, run.fold, run.seed, score.accuracy, score.f1, score.digit_accuracy,
-                loss, seconds, run.draw)
+                loss, seconds, run.draw, fitted)
     return [Evaluation(config, protocol, seed, str(device), described, state.params,
                        tuple(state.scores[r] for r in sorted(state.scores)), state.failed,
                        precision, state.stopped_at, cpu_threads(device))

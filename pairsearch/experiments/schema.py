@@ -43,7 +43,8 @@ PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "dra
 GENETIC_KEYS = {"pop", "gens", "survivors", "diversity", "individuality", "mutation"}
 SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
-                 "seconds", "note", "beside", "ablates"}
+                 "seconds", "note", "beside", "ablates", "metric"}
+METRICS = ("accuracy", "train_accuracy")
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "top", "trials",
                 "quick", "select", "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS)
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}
@@ -122,6 +123,10 @@ def _check_reported(name: str, stage: str, reported: Any) -> None:
             raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
                                   f"{row!r}: unknown key {bad[0]!r} (valid: "
                                   f"{', '.join(sorted(REPORTED_KEYS))})")
+        if figures.get("metric", "accuracy") not in METRICS:
+            raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
+                                  f"{row!r}: metric = {figures['metric']!r} (valid: "
+                                  f"{', '.join(METRICS)})")
 
 
 def _check_ablates(name: str, stage: str, reported: Mapping[str, Any],

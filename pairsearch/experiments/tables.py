@@ -6,6 +6,9 @@ A stage's ``[stages.reported.ROW]`` tables hold what the report printed for a ro
 companion experiment ``beside`` ("STAGE/ROW": the faithful row it improves on, where its
 own stage and row are named otherwise), and in an ablation stage ``ablates`` ("STAGE/ROW",
 or a list of them: the faithful rows whose gap the ablation tests; see ``gap_summary``).
+``metric`` says what the report's figure measures: ``accuracy`` (the default: on held-out
+pairs) or ``train_accuracy`` (on the pairs each run trained on, for a report that printed
+training results).
 ``reproduction_table`` reads the stored studies (it trains nothing) and matches each
 row to a trial:
 
@@ -37,7 +40,7 @@ from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
            "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
-           "seconds", "report_seconds", "verdict", "note", "beside", "ablates"]
+           "seconds", "report_seconds", "verdict", "note", "beside", "ablates", "metric"]
 
 
 def row_label(params: dict[str, Any]) -> str:
@@ -113,8 +116,11 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
         for row, figures in reported.items():
             report_mean, report_std = _report_figures(figures)
             trial = _match(study, stage, row) if study is not None else None
+            metric = figures.get("metric", "accuracy")
             ours: dict[str, Any] = {}
-            if trial is not None:
+            if trial is not None and metric == "train_accuracy":
+                ours = _train_figures(trial.user_attrs, draws if stage.kind == "test" else 1)
+            elif trial is not None:
                 attrs = trial.user_attrs
                 if stage.kind == "retest" or stage.kind in ("grid", "tpe", "genetic"):
                     mean = 100 * trial.value
@@ -144,8 +150,25 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "beside": figures.get("beside"),
                 "ablates": ([figures["ablates"]] if isinstance(figures.get("ablates"), str)
                             else list(figures.get("ablates", []))),
-                "note": "; ".join(n for n in (partial_note, figures.get("note", "")) if n)})
+                "metric": metric,
+                "note": "; ".join(n for n in (
+                    "train accuracy" if metric == "train_accuracy" else "", partial_note,
+                    figures.get("note", "")) if n)})
     return rows
+
+
+def _train_figures(attrs: dict[str, Any], draws: int) -> dict[str, Any]:
+    """Our side of a row whose report figure is a training accuracy: the mean ± std of
+    each run's accuracy on its own training pairs (none for a trial stored before
+    training accuracies were recorded: the row reads ``not run``)."""
+    values = [v for v in attrs.get("train_accuracies") or [] if v is not None]
+    if not values:
+        return {}
+    accuracies = 100 * np.asarray(values)
+    return {"mean": float(np.mean(accuracies)),
+            "std": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0,
+            "runs": len(accuracies), "draws": draws, "params": attrs.get("params"),
+            "seconds": attrs.get("train_seconds")}
 
 
 def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]] = ()

@@ -46,7 +46,7 @@ REFRESH_SECONDS = 5.0
 _SCORE_ATTRS = ("config_key", "accuracies", "accuracy_std", "f1_mean", "digit_accuracy_mean",
                 "final_loss_mean", "params", "train_seconds", "device", "precision",
                 "cpu_threads", "data",
-                "protocol", "draw_means", "fail_reason")
+                "protocol", "draw_means", "train_accuracies", "fail_reason")
 
 
 @dataclass(frozen=True)

@@ -64,6 +64,18 @@ def test_training_learns(small_pairs):
     assert result.accuracy_mean > majority + 0.1
 
 
+def test_each_run_is_also_scored_on_its_own_training_pairs(small_pairs):
+    # An MLP fits 200 pairs in 30 epochs: its training accuracy is the memorised 100%,
+    # its held-out one is not. Under CV a run's training pairs are its folds' fit part.
+    config = Config.from_settings("mlp", {"epochs": "30", "hidden": "256"})
+    tested = evaluate(config, small_pairs, Protocol("test", repeats=2), seed=0).to_dict()
+    assert tested["train_accuracies"] == [1.0, 1.0]
+    assert max(tested["accuracies"]) < 0.95
+    folded = evaluate(config, small_pairs, Protocol("cv", folds=2, repeats=1), seed=0)
+    assert [r.train_accuracy for r in folded.runs] == [1.0, 1.0]
+    assert max(folded.accuracies) < 0.95  # its validation fold was not fitted
+
+
 def test_deterministic_on_cpu(small_pairs):
     config = Config.from_settings("siamese_aux", {"epochs": "2", "dropout": "0.3"})
     a = evaluate(config, small_pairs, Protocol("cv", folds=2), seed=7).to_dict()

@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import optuna
 from optuna.trial import TrialState
 import pytest
@@ -51,6 +52,9 @@ def test_every_shipped_experiment_loads_full_and_quick():
                  {"name": "b", "kind": "test", "variants": {"m": {"model": "mlp"}},
                   "reported": {"m": {"mean": 90, "ablates": "a/n"}}}]},
      r"ablates = 'a/n' is no stage's reported row"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"m": {"mean": 90, "metric": "train"}}}]},
+     r"reported row 'm': metric = 'train' \(valid: accuracy, train_accuracy\)"),
     ({"stages": [{"name": "a", "kind": "grid", "variants": {"m": {"model": "mlp"}},
                   "reported": {"best": {"mean": 90}, "model=mlp": {"mean": 90},
                                "n": {"mean": 90}}}]},
@@ -95,6 +99,28 @@ def test_gap_summary_reads_each_gap_from_its_ablations_verdicts():
     # Not run: no evidence; a 2σ band (12 points) wider than the gap (10): does not count.
     assert gaps["c"]["status"] == "unexplained"
     assert [(e["source"], e["counts"]) for e in gaps["c"]["evidence"]] == [("noisy", False)]
+
+
+def test_a_training_accuracy_row_reads_each_runs_score_on_its_training_pairs(tmp_path):
+    from pairsearch.experiments import reproduction_rows
+
+    fit = {"model": "mlp", "hidden": "256"}
+    document = {"defaults": {"epochs": 30, "train_pairs": 200, "test_pairs": 100}, "stages": [
+        {"name": "a", "kind": "test", "repeats": 2, "variants": {"m": fit},
+         "reported": {"m": {"mean": 80.0}}},
+        {"name": "b", "kind": "test", "repeats": 2, "variants": {"m": fit},
+         "reported": {"m": {"error": 0.5, "std": 1.0, "metric": "train_accuracy",
+                            "ablates": "a/m"}}}]}
+    experiment = experiment_from_dict("fit", document)
+    storage = open_storage(f"sqlite:///{tmp_path / 'f.db'}")
+    run_experiment(experiment, storage, RunOptions(device="cpu", progress=False),
+                   report=lambda line: None)
+    held_out, fitted = reproduction_rows(experiment, storage)
+    trial = optuna.load_study(study_name="fit-b", storage=storage).trials[0]
+    assert fitted["mean"] == pytest.approx(100 * np.mean(trial.user_attrs["train_accuracies"]))
+    assert fitted["mean"] == 100.0 and fitted["verdict"] == "within"  # 99.5 ± 2·1
+    assert held_out["mean"] < 95 and held_out["metric"] == "accuracy"
+    assert fitted["metric"] == "train_accuracy" and fitted["note"].startswith("train accuracy")
 
 
 def test_space_variants_choose_and_budget():
