@@ -102,22 +102,31 @@ def _gaps(gaps: list[dict]) -> list[str]:
     lines = ["", "Faithful rows outside 2σ and their ablations (status from the measured "
              "verdicts: *within*, an ablation lands within 2σ of the report; *bracketed*, one "
              "lands on the other side of it, so the report lies between two readings; "
-             "*unexplained*, none does; an ablation whose 2σ band is as wide as the gap does not "
-             "count):", "",
+             "*contradicted*, the report's own retest of the configuration disagrees with the "
+             "row's figure and ours reproduces the retest; *unexplained*, none of these; an "
+             "ablation whose 2σ band is as wide as the gap does not count):", "",
              "| row | report | ours, as written | status | ablations: ours (verdict) |",
              "|---|---|---|---|---|"]
     for gap in gaps:
         tried = "; ".join(f"{e['source']}/{e['row']}: {_figure(e['mean'], e['std'])} "
-                          f"({e['verdict']}{'' if e['counts'] else ', too noisy to count'})"
+                          f"({e['verdict']}{_evidence_note(e)})"
                           for e in gap["evidence"]) or "none run"
         lines.append(f"| {gap['stage']}/{gap['row']} | {_figure(gap['report_mean'], None)} | "
                      f"{_figure(gap['mean'], None)} ({gap['verdict']}) | {gap['status']} | "
                      f"{tried} |")
     counts = {s: sum(g["status"] == s for g in gaps) for s in ("within", "bracketed",
-                                                                "unexplained")}
+                                                                "contradicted", "unexplained")}
     return lines + ["", f"{len(gaps)} rows outside 2σ: {counts['within']} within under an "
-                    f"ablation, {counts['bracketed']} bracketed, {counts['unexplained']} "
+                    f"ablation, {counts['bracketed']} bracketed, {counts['contradicted']} "
+                    f"contradicted by the report's own retest, {counts['unexplained']} "
                     "unexplained."]
+
+
+def _evidence_note(evidence: dict) -> str:
+    if evidence["retest"]:
+        return ", the report's retest" if evidence["counts"] else \
+            ", the report's retest, not counted"
+    return "" if evidence["counts"] else ", too noisy to count"
 
 
 def _best(storage, prefixes: dict[str, str]) -> list[str]:

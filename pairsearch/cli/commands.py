@@ -344,9 +344,11 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
                                  na_rep="-"))
     print(f"{times['seconds'] / 60:.1f} min in trials on {', '.join(times['devices']) or '-'}")
     for gap in gaps:  # each faithful row outside 2σ, with what its ablations found
-        tried = ", ".join(f"{e['source']}/{e['row']} {e['verdict']}" for e in gap["evidence"])
+        tried = ", ".join(f"{e['source']}/{e['row']} {e['verdict']}"
+                          f"{' (the report retesting it)' if e['retest'] else ''}"
+                          for e in gap["evidence"])
         print(f"outside 2σ: {gap['stage']}/{gap['row']} {gap['verdict']}: {gap['status']} "
-              f"(ablations: {tried or 'none run'})")
+              f"(evidence: {tried or 'none run'})")
     return 0
 
 

@@ -43,7 +43,7 @@ PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "dra
 GENETIC_KEYS = {"pop", "gens", "survivors", "diversity", "individuality", "mutation"}
 SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
-                 "seconds", "note", "beside", "ablates", "metric"}
+                 "seconds", "note", "beside", "ablates", "retests", "metric"}
 METRICS = ("accuracy", "train_accuracy")
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "top", "trials",
                 "quick", "select", "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS)
@@ -132,18 +132,20 @@ def _check_reported(name: str, stage: str, reported: Any) -> None:
 def _check_ablates(name: str, stage: str, reported: Mapping[str, Any],
                    stages: Mapping[str, "Stage"]) -> None:
     """An ablation row names the faithful rows it tests (``ablates = "STAGE/ROW"`` or a
-    list): a stage's reported rows, so that a typo cannot orphan it."""
+    list), a report's retest row the row it retests (``retests``): a stage's reported
+    rows, so that a typo cannot orphan it."""
     for row, figures in reported.items():
-        targets = figures.get("ablates", [])
-        for target in [targets] if isinstance(targets, str) else targets:
-            target_stage, _, target_row = str(target).partition("/")
-            rows = ((stages[target_stage].get("reported") or {}) if target_stage in stages
-                    else {})
-            if target_row in rows:
-                continue
-            raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
-                                  f"{row!r}: ablates = {target!r} is no stage's reported row "
-                                  "(write \"STAGE/ROW\")")
+        for key in ("ablates", "retests"):
+            targets = figures.get(key, [])
+            for target in [targets] if isinstance(targets, str) else targets:
+                target_stage, _, target_row = str(target).partition("/")
+                rows = ((stages[target_stage].get("reported") or {}) if target_stage in stages
+                        else {})
+                if target_row in rows:
+                    continue
+                raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
+                                      f"{row!r}: {key} = {target!r} is no stage's reported "
+                                      "row (write \"STAGE/ROW\")")
 
 
 def _own_epochs_win(table: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:

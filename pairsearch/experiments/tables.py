@@ -5,7 +5,9 @@ A stage's ``[stages.reported.ROW]`` tables hold what the report printed for a ro
 ``variance`` (%²), ``params``, ``f1``, ``digit_accuracy``, ``seconds``, ``note``, and in a
 companion experiment ``beside`` ("STAGE/ROW": the faithful row it improves on, where its
 own stage and row are named otherwise), and in an ablation stage ``ablates`` ("STAGE/ROW",
-or a list of them: the faithful rows whose gap the ablation tests; see ``gap_summary``).
+or a list of them: the faithful rows whose gap the ablation tests; see ``gap_summary``), and
+``retests`` ("STAGE/ROW": the row whose configuration this row is the report's own second
+measurement of, e.g. report 002's 10-fold retest of its 3-fold grid figure).
 ``metric`` says what the report's figure measures: ``accuracy`` (the default: on held-out
 pairs) or ``train_accuracy`` (on the pairs each run trained on, for a report that printed
 training results).
@@ -40,7 +42,8 @@ from pairsearch.search.storage import study_meta
 
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
            "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
-           "seconds", "report_seconds", "verdict", "note", "beside", "ablates", "metric"]
+           "seconds", "report_seconds", "verdict", "note", "beside", "ablates", "retests",
+           "metric"]
 
 
 def row_label(params: dict[str, Any]) -> str:
@@ -150,6 +153,7 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "beside": figures.get("beside"),
                 "ablates": ([figures["ablates"]] if isinstance(figures.get("ablates"), str)
                             else list(figures.get("ablates", []))),
+                "retests": figures.get("retests"),
                 "metric": metric,
                 "note": "; ".join(n for n in (
                     "train accuracy" if metric == "train_accuracy" else "", partial_note,
@@ -176,12 +180,16 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
     """Each faithful row outside 2σ and what its ablations found, from measured verdicts.
 
     A faithful row is a row that ablates nothing. Its evidence is every ablation row that
-    names it (``ablates``) and the companion experiments' rows beside it; a row counts
-    (``counts``) only if it was run and its 2σ band is narrower than the gap it would
-    explain (an ablation with a std of 16 points is "within" of anything). Status:
-    ``within`` when a counted ablation lands within 2σ of the report, ``bracketed`` when
-    one lands on the other side of the report (the report lies between two readings of an
-    unstated choice), else ``unexplained``.
+    names it (``ablates``), the companion experiments' rows beside it, and the rows that
+    retest it (``retests``: the report's own second figure for the same configuration). An
+    ablation counts (``counts``) only if it was run and its 2σ band is narrower than the
+    gap it would explain (an ablation with a std of 16 points is "within" of anything).
+    Status: ``within`` when a counted ablation lands within 2σ of the report,
+    ``bracketed`` when one lands on the other side of the report (the report lies between
+    two readings of an unstated choice), ``contradicted`` when none does but the report's
+    own retest of the configuration, reproduced, is within 2σ of its figure and lies
+    from this row's report figure towards ours (the report's two figures for one
+    configuration disagree, and ours agrees with its retest), else ``unexplained``.
 
     Args:
         rows: An experiment's ``reproduction_rows``.
@@ -190,29 +198,42 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
 
     Returns:
         One dictionary per gap: ``stage``, ``row``, ``verdict``, ``report_mean``, ``mean``,
-        ``status`` and ``evidence`` (the ablation rows that were run, each with
-        ``source``, its stage or the companion experiment's name, and ``counts``).
+        ``status`` and ``evidence`` (the rows that were run, each with ``source``, its
+        stage or the companion experiment's name, ``counts`` and ``retest``).
     """
     evidence: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
         for target in row["ablates"]:
-            evidence.setdefault(target, []).append({**row, "source": row["stage"]})
+            evidence.setdefault(target, []).append({**row, "source": row["stage"],
+                                                    "retest": False})
+        if row.get("retests"):
+            evidence.setdefault(row["retests"], []).append({**row, "source": row["stage"],
+                                                            "retest": True})
     for row in companion_rows:
         target = "/".join(faithful_key(row))
-        evidence.setdefault(target, []).append({**row, "source": row["experiment"]})
+        evidence.setdefault(target, []).append({**row, "source": row["experiment"],
+                                                "retest": False})
     gaps = []
     for row in rows:
         if row["ablates"] or row["verdict"] not in ("above", "below"):
             continue
         gap = abs(row["mean"] - row["report_mean"])
-        found = [{**e, "counts": 2 * max(e["std"] or 0.0, e["report_std"] or 0.0) < gap}
+        side = 1 if row["mean"] > row["report_mean"] else -1
+        # A retest counts when ours reproduces it and the report's own second figure
+        # moved from its first towards ours; an ablation when its 2σ band is narrower
+        # than the gap.
+        found = [{**e, "counts": (e["verdict"] == "within"
+                                  and (e["report_mean"] - row["report_mean"]) * side > 0)
+                  if e["retest"] else 2 * max(e["std"] or 0.0, e["report_std"] or 0.0) < gap}
                  for e in evidence.get(f"{row['stage']}/{row['row']}", [])
                  if e["verdict"] in ("within", "above", "below")]
-        counted = [e for e in found if e["counts"]]
+        counted = [e for e in found if e["counts"] and not e["retest"]]
         if any(e["verdict"] == "within" for e in counted):
             status = "within"
         elif any(e["verdict"] != row["verdict"] for e in counted):
             status = "bracketed"
+        elif any(e["retest"] and e["counts"] for e in found):
+            status = "contradicted"
         else:
             status = "unexplained"
         gaps.append({"stage": row["stage"], "row": row["row"], "verdict": row["verdict"],

@@ -53,6 +53,9 @@ def test_every_shipped_experiment_loads_full_and_quick():
                   "reported": {"m": {"mean": 90, "ablates": "a/n"}}}]},
      r"ablates = 'a/n' is no stage's reported row"),
     ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"m": {"mean": 90, "retests": "b/m"}}}]},
+     r"retests = 'b/m' is no stage's reported row"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
                   "reported": {"m": {"mean": 90, "metric": "train"}}}]},
      r"reported row 'm': metric = 'train' \(valid: accuracy, train_accuracy\)"),
     ({"stages": [{"name": "a", "kind": "grid", "variants": {"m": {"model": "mlp"}},
@@ -81,7 +84,7 @@ def test_a_variants_own_epochs_beat_the_defaults_epochs():
 def _row(stage, row, verdict, ablates=(), std=1.0, **extra):
     return {"stage": stage, "row": row, "verdict": verdict, "report_mean": 80.0,
             "report_std": 1.0, "mean": 90.0, "std": std, "ablates": list(ablates),
-            "beside": None, **extra}
+            "beside": None, "retests": None, **extra}
 
 
 def test_gap_summary_reads_each_gap_from_its_ablations_verdicts():
@@ -99,6 +102,19 @@ def test_gap_summary_reads_each_gap_from_its_ablations_verdicts():
     # Not run: no evidence; a 2σ band (12 points) wider than the gap (10): does not count.
     assert gaps["c"]["status"] == "unexplained"
     assert [(e["source"], e["counts"]) for e in gaps["c"]["evidence"]] == [("noisy", False)]
+
+
+def test_a_gap_the_reports_own_retest_contradicts():
+    # The report: 80 by 3-fold CV, then 88 ± 5 for the same configuration by 10-fold;
+    # ours 90 by both. A retest that moved away from ours does not count.
+    rows = [_row("grid", "m", "above"), _row("grid", "n", "above"),
+            _row("grid10", "m", "within", report_mean=88.0, report_std=5.0, retests="grid/m"),
+            _row("grid10", "n", "within", report_mean=75.0, report_std=9.0, retests="grid/n")]
+    gaps = {g["row"]: g for g in gap_summary(rows)}
+    assert gaps["m"]["status"] == "contradicted"
+    assert [(e["source"], e["retest"], e["counts"]) for e in gaps["m"]["evidence"]] == [
+        ("grid10", True, True)]
+    assert gaps["n"]["status"] == "unexplained"
 
 
 def test_a_training_accuracy_row_reads_each_runs_score_on_its_training_pairs(tmp_path):
