@@ -102,8 +102,9 @@ def _gaps(gaps: list[dict]) -> list[str]:
     lines = ["", "Faithful rows outside 2σ and their ablations (status from the measured "
              "verdicts: *within*, an ablation lands within 2σ of the report; *bracketed*, one "
              "lands on the other side of it, so the report lies between two readings; "
-             "*contradicted*, the report's own retest of the configuration disagrees with the "
-             "row's figure and ours reproduces the retest; *unexplained*, none of these; an "
+             "*contradicted*, the report's own retest of the configuration moved from the row's "
+             "figure towards ours by more than its 2σ band, and ours reproduces the retest; "
+             "*unexplained*, none of these; an "
              "ablation whose 2σ band is as wide as the gap does not count):", "",
              "| row | report | ours, as written | status | ablations: ours (verdict) |",
              "|---|---|---|---|---|"]
@@ -125,7 +126,7 @@ def _gaps(gaps: list[dict]) -> list[str]:
 def _evidence_note(evidence: dict) -> str:
     if evidence["retest"]:
         return ", the report's retest" if evidence["counts"] else \
-            ", the report's retest, not counted"
+            ", the report's retest, within one spread of both report figures: not counted"
     return "" if evidence["counts"] else ", too noisy to count"
 
 

@@ -28,5 +28,5 @@ from pairsearch.experiments.tables import (
 
 __all__ = ["KINDS", "Experiment", "RunOptions", "Stage", "describe", "experiment_from_dict",
            "experiment_times", "gap_summary", "list_experiments", "load_experiment",
-           "reproduction_rows", "reproduction_table", "run_experiment", "stage_space", "stage_study_name",
-           "study_name", "write_experiment_report"]
+           "reproduction_rows", "reproduction_table", "run_experiment", "stage_space",
+           "stage_study_name", "study_name", "write_experiment_report"]

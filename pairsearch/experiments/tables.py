@@ -188,8 +188,9 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
     ``bracketed`` when one lands on the other side of the report (the report lies between
     two readings of an unstated choice), ``contradicted`` when none does but the report's
     own retest of the configuration, reproduced, is within 2σ of its figure and lies
-    from this row's report figure towards ours (the report's two figures for one
-    configuration disagree, and ours agrees with its retest), else ``unexplained``.
+    from this row's report figure towards ours, by more than that retest's 2σ band (the
+    report's two figures for one configuration disagree, and ours agrees with its
+    retest), else ``unexplained``.
 
     Args:
         rows: An experiment's ``reproduction_rows``.
@@ -219,12 +220,12 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
             continue
         gap = abs(row["mean"] - row["report_mean"])
         side = 1 if row["mean"] > row["report_mean"] else -1
-        # A retest counts when ours reproduces it and the report's own second figure
-        # moved from its first towards ours; an ablation when its 2σ band is narrower
-        # than the gap.
-        found = [{**e, "counts": (e["verdict"] == "within"
-                                  and (e["report_mean"] - row["report_mean"]) * side > 0)
-                  if e["retest"] else 2 * max(e["std"] or 0.0, e["report_std"] or 0.0) < gap}
+        # An ablation counts when its 2σ band is narrower than the gap; a retest when ours
+        # reproduces it and the report's own second figure moved from its first towards
+        # ours by more than that band (else the two report figures are one spread apart).
+        found = [{**e, "counts": _band(e) < gap if not e["retest"] else
+                  e["verdict"] == "within"
+                  and (e["report_mean"] - row["report_mean"]) * side > _band(e)}
                  for e in evidence.get(f"{row['stage']}/{row['row']}", [])
                  if e["verdict"] in ("within", "above", "below")]
         counted = [e for e in found if e["counts"] and not e["retest"]]
@@ -240,6 +241,11 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
                      "report_mean": row["report_mean"], "mean": row["mean"], "status": status,
                      "evidence": found})
     return gaps
+
+
+def _band(row: dict[str, Any]) -> float:
+    """The width of a row's 2σ band (σ the larger of its two run-to-run stds)."""
+    return 2 * max(row["std"] or 0.0, row["report_std"] or 0.0)
 
 
 def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStorage
