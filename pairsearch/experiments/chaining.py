@@ -4,7 +4,8 @@
   each of its variants (or models), e.g. report 000's 20 test runs of each model with
   the settings its grid found;
 - ``base = "STAGE"``: each variant starts from the best settings STAGE found for the
-  variant of the same name (or the one named by the variant's ``inherit``), e.g.
+  variant of the same name (or the one named by the variant's ``inherit``; where STAGE's
+  space has no variants, for the model of that name, or ``all``: its overall best), e.g.
   report 003's activation study on the widths its architecture search chose.
 
 "Best" is the highest value of the earlier stage, so a chain chooses by K-fold CV on
@@ -85,7 +86,9 @@ def stage_space(experiment: Experiment, stage: Stage, storage: optuna.storages.B
     if stage.get("base"):
         base_space = spaces[stage.get("base")]
         study = load_stage_study(storage, experiment, stage.get("base"))
-        bests = best_by_group(study, "variant" if base_space.variants else None)
+        # Grouped as best_of groups: by variant, else by model (a space whose model is
+        # a dimension, as report 002's), else one group "all".
+        bests = best_by_group(study, "variant" if base_space.variants else "model")
         variants = {}
         for variant, settings in dict(document.get("variants", {"all": {}})).items():
             settings = dict(settings)

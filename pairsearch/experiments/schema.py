@@ -44,7 +44,7 @@ GENETIC_KEYS = {"pop", "gens", "survivors", "diversity", "individuality", "mutat
 SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
                  "seconds", "note", "beside", "ablates", "retests", "metric"}
-METRICS = ("accuracy", "train_accuracy")
+METRICS = ("accuracy", "train_accuracy", "best_replica")
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "top", "trials",
                 "quick", "select", "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS)
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}

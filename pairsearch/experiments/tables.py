@@ -9,8 +9,10 @@ or a list of them: the faithful rows whose gap the ablation tests; see ``gap_sum
 ``retests`` ("STAGE/ROW": the row whose configuration this row is the report's own second
 measurement of, e.g. report 002's 10-fold retest of its 3-fold grid figure).
 ``metric`` says what the report's figure measures: ``accuracy`` (the default: on held-out
-pairs) or ``train_accuracy`` (on the pairs each run trained on, for a report that printed
-training results).
+pairs), ``train_accuracy`` (on the pairs each run trained on, for a report that printed
+training results) or ``best_replica`` (a CV trial's repeats read as replicas of one cell:
+the best repeat's mean over its folds, for a report whose grid trained the same network
+once per setting the model ignores and printed the best).
 ``reproduction_table`` reads the stored studies (it trains nothing) and matches each
 row to a trial:
 
@@ -123,6 +125,8 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
             ours: dict[str, Any] = {}
             if trial is not None and metric == "train_accuracy":
                 ours = _train_figures(trial.user_attrs, draws if stage.kind == "test" else 1)
+            elif trial is not None and metric == "best_replica":
+                ours = _best_replica(trial.user_attrs)
             elif trial is not None:
                 attrs = trial.user_attrs
                 if stage.kind == "retest" or stage.kind in ("grid", "tpe", "genetic"):
@@ -156,9 +160,28 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "retests": figures.get("retests"),
                 "metric": metric,
                 "note": "; ".join(n for n in (
-                    "train accuracy" if metric == "train_accuracy" else "", partial_note,
+                    _METRIC_NOTES.get(metric, ""), partial_note,
                     figures.get("note", "")) if n)})
     return rows
+
+
+_METRIC_NOTES = {"train_accuracy": "train accuracy",
+                 "best_replica": "the best of the trial's repeats (replicas)"}
+
+
+def _best_replica(attrs: dict[str, Any]) -> dict[str, Any]:
+    """Our side of a row whose report figure is the best of several trainings of one cell:
+    the per-repeat means of a CV trial (repeat-major, as the evaluator orders its runs),
+    the best of them and the std over its folds."""
+    folds = int((attrs.get("protocol") or {}).get("folds", 1))
+    accuracies = 100 * np.asarray(attrs.get("accuracies") or [], dtype=float)
+    if len(accuracies) == 0 or len(accuracies) % folds:
+        return {}
+    replicas = accuracies.reshape(-1, folds)
+    best = replicas[int(np.argmax(replicas.mean(axis=1)))]
+    return {"mean": float(best.mean()), "std": float(np.std(best, ddof=1)) if folds > 1 else 0.0,
+            "runs": len(accuracies), "draws": 1, "params": attrs.get("params"),
+            "seconds": attrs.get("train_seconds")}
 
 
 def _train_figures(attrs: dict[str, Any], draws: int) -> dict[str, Any]:

@@ -57,7 +57,7 @@ def test_every_shipped_experiment_loads_full_and_quick():
      r"retests = 'b/m' is no stage's reported row"),
     ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
                   "reported": {"m": {"mean": 90, "metric": "train"}}}]},
-     r"reported row 'm': metric = 'train' \(valid: accuracy, train_accuracy\)"),
+     r"reported row 'm': metric = 'train' \(valid: accuracy, train_accuracy, best_replica\)"),
     ({"stages": [{"name": "a", "kind": "grid", "variants": {"m": {"model": "mlp"}},
                   "reported": {"best": {"mean": 90}, "model=mlp": {"mean": 90},
                                "n": {"mean": 90}}}]},
@@ -140,6 +140,36 @@ def test_a_training_accuracy_row_reads_each_runs_score_on_its_training_pairs(tmp
     assert fitted["mean"] == 100.0 and fitted["verdict"] == "within"  # 99.5 ± 2·1
     assert held_out["mean"] < 95 and held_out["metric"] == "accuracy"
     assert fitted["metric"] == "train_accuracy" and fitted["note"].startswith("train accuracy")
+
+
+def test_copies_of_each_models_best_cell_and_the_best_copy(tmp_path):
+    from pairsearch.experiments import reproduction_rows
+
+    document = {"defaults": {"epochs": 1, "train_pairs": 120, "test_pairs": 60}, "stages": [
+        {"name": "grid", "kind": "grid", "folds": 2,
+         "params": {"model": ["mlp", "siamese"], "lr": [0.001, 0.1]},
+         "reported": {"model=mlp": {"mean": 70.0}}},
+        {"name": "copies", "kind": "grid", "base": "grid", "folds": 2, "repeats": 3,
+         "variants": {"mlp": {}, "siamese": {}},
+         "reported": {"siamese": {"mean": 70.0, "metric": "best_replica",
+                                 "ablates": "grid/model=mlp"}}}]}
+    experiment = experiment_from_dict("copies", document)
+    storage = open_storage(f"sqlite:///{tmp_path / 'c.db'}")
+    run_experiment(experiment, storage, RunOptions(device="cpu", progress=False),
+                   report=lambda line: None)
+    grid = optuna.load_study(study_name="copies-grid", storage=storage)
+    copies = {t.params["variant"]: t for t in
+              optuna.load_study(study_name="copies-copies", storage=storage).trials}
+    for model in ("mlp", "siamese"):  # base groups a variant-less space by its model
+        best = max((t for t in grid.trials if t.params["model"] == model),
+                   key=lambda t: (t.value, -t.number))
+        assert f'"lr": {best.params["lr"]}' in copies[model].user_attrs["config_key"]
+    accuracies = 100 * np.asarray(copies["siamese"].user_attrs["accuracies"]).reshape(3, 2)
+    best_copy = accuracies[np.argmax(accuracies.mean(axis=1))]  # repeat-major, 2 folds each
+    row = reproduction_rows(experiment, storage)[1]
+    assert row["mean"] == pytest.approx(best_copy.mean()) and row["runs"] == 6
+    assert row["std"] == pytest.approx(np.std(best_copy, ddof=1))
+    assert row["mean"] >= 100 * copies["siamese"].value  # the best copy, not the mean
 
 
 def test_space_variants_choose_and_budget():
