@@ -117,10 +117,11 @@ def _gaps(gaps: list[dict]) -> list[str]:
                      f"{tried} |")
     counts = {s: sum(g["status"] == s for g in gaps) for s in ("within", "bracketed",
                                                                 "contradicted", "unexplained")}
+    contradicted = (f"{counts['contradicted']} contradicted by the report's own retest, "
+                    if counts["contradicted"] else "")
     return lines + ["", f"{len(gaps)} rows outside 2σ: {counts['within']} within under an "
-                    f"ablation, {counts['bracketed']} bracketed, {counts['contradicted']} "
-                    f"contradicted by the report's own retest, {counts['unexplained']} "
-                    "unexplained."]
+                    f"ablation, {counts['bracketed']} bracketed, {contradicted}"
+                    f"{counts['unexplained']} unexplained."]
 
 
 def _evidence_note(evidence: dict) -> str:
