@@ -127,7 +127,7 @@ def _gaps(gaps: list[dict]) -> list[str]:
 def _evidence_note(evidence: dict) -> str:
     if evidence["retest"]:
         return ", the report's retest" if evidence["counts"] else \
-            ", the report's retest, within one spread of both report figures: not counted"
+            ", the report's retest, not counted"
     return "" if evidence["counts"] else ", too noisy to count"
 
 

@@ -356,7 +356,7 @@ def _evidence_kind(evidence: dict) -> str:
     """How a row bears on a gap, where that is not a plain ablation."""
     if evidence["retest"]:
         return " (the report retesting it)" if evidence["counts"] else \
-            " (the report retesting it, within one spread of both its figures)"
+            " (the report retesting it; not counted)"
     return "" if evidence["counts"] else " (too noisy to count)"
 
 def _run_experiment(experiment, args: argparse.Namespace) -> int:
