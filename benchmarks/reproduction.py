@@ -22,6 +22,7 @@ import optuna
 import torch
 
 from pairsearch.experiments import (
+    evidence_note,
     experiment_times,
     gap_summary,
     list_experiments,
@@ -110,7 +111,7 @@ def _gaps(gaps: list[dict]) -> list[str]:
              "|---|---|---|---|---|"]
     for gap in gaps:
         tried = "; ".join(f"{e['source']}/{e['row']}: {_figure(e['mean'], e['std'])} "
-                          f"({e['verdict']}{_evidence_note(e)})"
+                          f"({e['verdict']}{evidence_note(e)})"
                           for e in gap["evidence"]) or "none run"
         lines.append(f"| {gap['stage']}/{gap['row']} | {_figure(gap['report_mean'], None)} | "
                      f"{_figure(gap['mean'], None)} ({gap['verdict']}) | {gap['status']} | "
@@ -122,13 +123,6 @@ def _gaps(gaps: list[dict]) -> list[str]:
     return lines + ["", f"{len(gaps)} rows outside 2σ: {counts['within']} within under an "
                     f"ablation, {counts['bracketed']} bracketed, {contradicted}"
                     f"{counts['unexplained']} unexplained."]
-
-
-def _evidence_note(evidence: dict) -> str:
-    if evidence["retest"]:
-        return ", the report's retest" if evidence["counts"] else \
-            ", the report's retest, not counted"
-    return "" if evidence["counts"] else ", too noisy to count"
 
 
 def _best(storage, prefixes: dict[str, str]) -> list[str]:

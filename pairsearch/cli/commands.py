@@ -320,7 +320,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def _print_reproduction(experiment, args: argparse.Namespace) -> int:
-    from pairsearch.experiments import experiment_times, gap_summary, reproduction_rows
+    from pairsearch.experiments import (
+        evidence_note,
+        experiment_times,
+        gap_summary,
+        reproduction_rows,
+    )
     from pairsearch.search.storage import open_storage
 
     storage = open_storage(args.storage, create=False)
@@ -344,20 +349,12 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
                                  na_rep="-"))
     print(f"{times['seconds'] / 60:.1f} min in trials on {', '.join(times['devices']) or '-'}")
     for gap in gaps:  # each faithful row outside 2σ, with what its ablations found
-        tried = ", ".join(f"{e['source']}/{e['row']} {e['verdict']}{_evidence_kind(e)}"
+        tried = "; ".join(f"{e['source']}/{e['row']} {e['verdict']}{evidence_note(e)}"
                           for e in gap["evidence"])
         print(f"outside 2σ: {gap['stage']}/{gap['row']} {gap['verdict']}: {gap['status']} "
               f"(evidence: {tried or 'none run'})")
     return 0
 
-
-
-def _evidence_kind(evidence: dict) -> str:
-    """How a row bears on a gap, where that is not a plain ablation."""
-    if evidence["retest"]:
-        return " (the report retesting it)" if evidence["counts"] else \
-            " (the report retesting it; not counted)"
-    return "" if evidence["counts"] else " (too noisy to count)"
 
 def _run_experiment(experiment, args: argparse.Namespace) -> int:
     from pairsearch.data import load_pools

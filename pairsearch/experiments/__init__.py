@@ -20,13 +20,14 @@ from pairsearch.experiments.schema import (
     load_experiment,
 )
 from pairsearch.experiments.tables import (
+    evidence_note,
     experiment_times,
     gap_summary,
     reproduction_rows,
     reproduction_table,
 )
 
-__all__ = ["KINDS", "Experiment", "RunOptions", "Stage", "describe", "experiment_from_dict",
-           "experiment_times", "gap_summary", "list_experiments", "load_experiment",
-           "reproduction_rows", "reproduction_table", "run_experiment", "stage_space",
-           "stage_study_name", "study_name", "write_experiment_report"]
+__all__ = ["KINDS", "Experiment", "RunOptions", "Stage", "describe", "evidence_note",
+           "experiment_from_dict", "experiment_times", "gap_summary", "list_experiments",
+           "load_experiment", "reproduction_rows", "reproduction_table", "run_experiment",
+           "stage_space", "stage_study_name", "study_name", "write_experiment_report"]

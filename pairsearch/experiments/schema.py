@@ -129,7 +129,7 @@ def _check_reported(name: str, stage: str, reported: Any) -> None:
                                   f"{', '.join(METRICS)})")
 
 
-def _check_ablates(name: str, stage: str, reported: Mapping[str, Any],
+def _check_row_links(name: str, stage: str, reported: Mapping[str, Any],
                    stages: Mapping[str, "Stage"]) -> None:
     """An ablation row names the faithful rows it tests (``ablates = "STAGE/ROW"`` or a
     list), a report's retest row the row it retests (``retests``): a stage's reported
@@ -258,7 +258,7 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
         stages.append(Stage(stage_name, kind, settings))
     by_name = {s.name: s for s in stages}
     for stage in stages:
-        _check_ablates(name, stage.name, stage.get("reported") or {}, by_name)
+        _check_row_links(name, stage.name, stage.get("reported") or {}, by_name)
     return Experiment(prefix or (f"{name}-quick" if quick else name),
                       str(document.get("description", "")), tuple(stages),
                       dict(document.get("report", {})), document.get("companion_of"))

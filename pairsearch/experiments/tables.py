@@ -122,27 +122,8 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
             report_mean, report_std = _report_figures(figures)
             trial = _match(study, stage, row) if study is not None else None
             metric = figures.get("metric", "accuracy")
-            ours: dict[str, Any] = {}
-            if trial is not None and metric == "train_accuracy":
-                ours = _train_figures(trial.user_attrs, draws if stage.kind == "test" else 1)
-            elif trial is not None and metric == "best_replica":
-                ours = _best_replica(trial.user_attrs)
-            elif trial is not None:
-                attrs = trial.user_attrs
-                if stage.kind == "retest" or stage.kind in ("grid", "tpe", "genetic"):
-                    mean = 100 * trial.value
-                    std = None if attrs.get("accuracy_std") is None else 100 * attrs["accuracy_std"]
-                else:
-                    accuracies = np.asarray(attrs.get("accuracies") or [np.nan]) * 100
-                    mean = float(np.mean(accuracies))
-                    std = float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0
-                ours = {"mean": mean, "std": std, "runs": len(attrs.get("accuracies") or []),
-                        "draws": draws if stage.kind == "test" else 1,
-                        "params": attrs.get("params"),
-                        "f1": None if attrs.get("f1_mean") is None else 100 * attrs["f1_mean"],
-                        "digit_acc": None if attrs.get("digit_accuracy_mean") is None
-                        else 100 * attrs["digit_accuracy_mean"],
-                        "seconds": attrs.get("train_seconds")}
+            ours = {} if trial is None else _ours(trial, stage, metric,
+                                                  draws if stage.kind == "test" else 1)
             rows.append({
                 "stage": stage.name, "row": row, "report_mean": report_mean,
                 "report_std": report_std, "mean": ours.get("mean"), "std": ours.get("std"),
@@ -169,33 +150,49 @@ _METRIC_NOTES = {"train_accuracy": "train accuracy",
                  "best_replica": "the best of the trial's repeats (replicas)"}
 
 
-def _best_replica(attrs: dict[str, Any]) -> dict[str, Any]:
-    """Our side of a row whose report figure is the best of several trainings of one cell:
-    the per-repeat means of a CV trial (repeat-major, as the evaluator orders its runs),
-    the best of them and the std over its folds."""
-    folds = int((attrs.get("protocol") or {}).get("folds", 1))
+def _spread(percentages: np.ndarray) -> tuple[float, float]:
+    """Mean and sample std (0 for one value) of accuracies in %."""
+    std = float(np.std(percentages, ddof=1)) if len(percentages) > 1 else 0.0
+    return float(np.mean(percentages)), std
+
+
+def _ours(trial: FrozenTrial, stage: Stage, metric: str, draws: int) -> dict[str, Any]:
+    """Our side of a row from its trial, as ``metric`` reads the report's figure:
+
+    - ``accuracy``: a search's value (mean CV accuracy) and stored std, or a test stage's
+      mean ± std over its runs;
+    - ``train_accuracy``: each run's accuracy on its own training pairs (none for a trial
+      stored before those were recorded: the row reads ``not run``);
+    - ``best_replica``: a CV trial's per-repeat means (repeat-major, as the evaluator
+      orders its runs), the best of them and the std over its folds.
+    """
+    attrs = trial.user_attrs
     accuracies = 100 * np.asarray(attrs.get("accuracies") or [], dtype=float)
-    if len(accuracies) == 0 or len(accuracies) % folds:
-        return {}
-    replicas = accuracies.reshape(-1, folds)
-    best = replicas[int(np.argmax(replicas.mean(axis=1)))]
-    return {"mean": float(best.mean()), "std": float(np.std(best, ddof=1)) if folds > 1 else 0.0,
-            "runs": len(accuracies), "draws": 1, "params": attrs.get("params"),
-            "seconds": attrs.get("train_seconds")}
-
-
-def _train_figures(attrs: dict[str, Any], draws: int) -> dict[str, Any]:
-    """Our side of a row whose report figure is a training accuracy: the mean ± std of
-    each run's accuracy on its own training pairs (none for a trial stored before
-    training accuracies were recorded: the row reads ``not run``)."""
-    values = [v for v in attrs.get("train_accuracies") or [] if v is not None]
-    if not values:
-        return {}
-    accuracies = 100 * np.asarray(values)
-    return {"mean": float(np.mean(accuracies)),
-            "std": float(np.std(accuracies, ddof=1)) if len(accuracies) > 1 else 0.0,
-            "runs": len(accuracies), "draws": draws, "params": attrs.get("params"),
-            "seconds": attrs.get("train_seconds")}
+    ours: dict[str, Any] = {"runs": len(accuracies), "draws": draws,
+                            "params": attrs.get("params"), "seconds": attrs.get("train_seconds")}
+    if metric == "train_accuracy":
+        fitted = [v for v in attrs.get("train_accuracies") or [] if v is not None]
+        if not fitted:
+            return {}
+        ours["mean"], ours["std"] = _spread(100 * np.asarray(fitted))
+        return {**ours, "runs": len(fitted)}
+    if metric == "best_replica":
+        folds = int((attrs.get("protocol") or {}).get("folds", 1))
+        if len(accuracies) == 0 or len(accuracies) % folds:
+            return {}
+        replicas = accuracies.reshape(-1, folds)
+        ours["mean"], ours["std"] = _spread(replicas[int(np.argmax(replicas.mean(axis=1)))])
+        return ours
+    if stage.kind == "test":
+        ours["mean"], ours["std"] = _spread(accuracies if len(accuracies) else
+                                            np.asarray([np.nan]))
+    else:  # a search or a retest: the trial's value and its stored std
+        std = attrs.get("accuracy_std")
+        ours["mean"], ours["std"] = 100 * trial.value, None if std is None else 100 * std
+    ours["f1"] = None if attrs.get("f1_mean") is None else 100 * attrs["f1_mean"]
+    ours["digit_acc"] = (None if attrs.get("digit_accuracy_mean") is None
+                         else 100 * attrs["digit_accuracy_mean"])
+    return ours
 
 
 def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]] = ()
@@ -242,13 +239,7 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
         if row["ablates"] or row["verdict"] not in ("above", "below"):
             continue
         gap = abs(row["mean"] - row["report_mean"])
-        side = 1 if row["mean"] > row["report_mean"] else -1
-        # An ablation counts when its 2σ band is narrower than the gap; a retest when ours
-        # reproduces it and the report's own second figure moved from its first towards
-        # ours by more than that band (else the two report figures are one spread apart).
-        found = [{**e, "counts": _band(e) < gap if not e["retest"] else
-                  e["verdict"] == "within"
-                  and (e["report_mean"] - row["report_mean"]) * side > _band(e)}
+        found = [{**e, "counts": _counts(e, row, gap)}
                  for e in evidence.get(f"{row['stage']}/{row['row']}", [])
                  if e["verdict"] in ("within", "above", "below")]
         counted = [e for e in found if e["counts"] and not e["retest"]]
@@ -269,6 +260,26 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
 def _band(row: dict[str, Any]) -> float:
     """The width of a row's 2σ band (σ the larger of its two run-to-run stds)."""
     return 2 * max(row["std"] or 0.0, row["report_std"] or 0.0)
+
+
+def _counts(evidence: dict[str, Any], row: dict[str, Any], gap: float) -> bool:
+    """Whether a row of evidence bears on a gap: an ablation when its 2σ band is narrower
+    than the gap; a report's retest when ours reproduces it and the report's second figure
+    moved from its first towards ours by more than that band (else the two report figures
+    are one spread apart)."""
+    if not evidence["retest"]:
+        return _band(evidence) < gap
+    side = 1 if row["mean"] > row["report_mean"] else -1
+    moved = (evidence["report_mean"] - row["report_mean"]) * side
+    return evidence["verdict"] == "within" and moved > _band(evidence)
+
+
+def evidence_note(evidence: dict[str, Any]) -> str:
+    """What a row of ``gap_summary``'s evidence is, where not a counted ablation: "" or
+    ", too noisy to count", ", the report's retest" (", not counted")."""
+    if evidence["retest"]:
+        return ", the report's retest" + ("" if evidence["counts"] else ", not counted")
+    return "" if evidence["counts"] else ", too noisy to count"
 
 
 def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStorage
