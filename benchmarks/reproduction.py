@@ -2,20 +2,28 @@
 
 Usage:
     python benchmarks/reproduction.py [--storage sqlite:///bench/experiments.db]
-        [--out docs/reproduction.md] [--prefix-of NAME=PREFIX]...
+        [--out docs/reproduction.md] [--prefix-of NAME=PREFIX]... [--only NAME]...
 
 Reads the studies of every shipped experiment (those not run show as "not run"), trains
 nothing, and writes one section per report: the faithful rows (``pairsearch run reportNNN
 --table``) with the improved companion's figure for the same row beside them, each
 experiment's time in trials and devices, and the best configuration found with its
 selection path. Every figure on the page comes from this command.
+
+``--only NAME`` (a report or ``best``; repeatable) rewrites those sections and keeps the
+others as the page has them, so a storage that holds some experiments' studies (a new
+machine that has rerun only the cheap ones) refreshes their sections without blanking the
+rest. Each section names the command, date and machine that generated it.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime
+import os
 import platform
+import re
+import sys
 from typing import Any, Optional
 
 import optuna
@@ -34,6 +42,8 @@ from pairsearch.experiments.tables import faithful_key
 from pairsearch.search.storage import open_storage
 
 REPORTS = ["report000", "report001", "report002", "report003", "report004"]
+SECTIONS = REPORTS + ["best"]
+BEST_TITLE = "## Beyond the reports: the best configuration found"
 
 
 def _figure(mean: Optional[float], std: Optional[float]) -> str:
@@ -46,7 +56,7 @@ def _count(value: Any) -> str:
     return "–" if value is None else f"{int(value):,}"
 
 
-def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
+def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> list[str]:
     experiment = load_experiment(name, prefix=prefixes.get(name))
     companions = [c for c in list_experiments()
                   if load_experiment(c).companion_of == name]
@@ -56,7 +66,7 @@ def _section(name: str, storage, prefixes: dict[str, str]) -> list[str]:
                                      storage)]
     improved = {faithful_key(row): row for row in companion_rows}
     title = experiment.report.get("title", name)
-    lines = [f"## {name}: {title}", "", experiment.description, "",
+    lines = [f"## {name}: {title}", "", provenance, "", experiment.description, "",
              f"Faithful: `pairsearch run {name}`" + (
                  f"; improved: {', '.join(f'`pairsearch run {c}`' for c in companions)}"
                  if companions else "") + ".", "",
@@ -125,12 +135,12 @@ def _gaps(gaps: list[dict]) -> list[str]:
                     f"{counts['unexplained']} unexplained."]
 
 
-def _best(storage, prefixes: dict[str, str]) -> list[str]:
+def _best(storage, prefixes: dict[str, str], provenance: str) -> list[str]:
     experiment = load_experiment("best", prefix=prefixes.get("best"))
     names = {s.study_name for s in storage.get_all_studies()}
     retest = stage_study_name(experiment, experiment.stages[-1])
-    lines = ["## Beyond the reports: the best configuration found", "", experiment.description,
-             "", "`pairsearch run best`", ""]
+    lines = [BEST_TITLE, "", provenance, "", experiment.description, "",
+             "`pairsearch run best`", ""]
     if retest not in names:
         return lines + ["Not run yet.", ""]
     study = optuna.load_study(study_name=retest, storage=storage)
@@ -149,27 +159,61 @@ def _best(storage, prefixes: dict[str, str]) -> list[str]:
                     f"{', '.join(times['devices'])}.", ""]
 
 
+def _kept_sections(path: str) -> dict[str, list[str]]:
+    """The page's sections by name (``reportNNN`` or ``best``), as lines, to keep as they are."""
+    if not os.path.exists(path):
+        return {}
+    sections: dict[str, list[str]] = {}
+    current: Optional[list[str]] = None
+    with open(path) as handle:
+        for line in handle.read().split("\n"):
+            if line.startswith("## "):
+                match = re.match(r"## (report\d{3}):", line)
+                name = match.group(1) if match else "best" if line == BEST_TITLE else None
+                current = sections.setdefault(name, []) if name else None
+            if current is not None:
+                current.append(line)
+    return sections
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--storage", default="sqlite:///bench/experiments.db")
     parser.add_argument("--out", default="docs/reproduction.md")
     parser.add_argument("--prefix-of", action="append", default=[], metavar="NAME=PREFIX",
                         help="an experiment stored under another prefix")
+    parser.add_argument("--only", action="append", default=[], choices=SECTIONS,
+                        metavar="NAME", help="rewrite only this section (a report or best); "
+                        "the others stay as the page has them")
     args = parser.parse_args()
     prefixes = dict(item.split("=", 1) for item in args.prefix_of)
+    kept = _kept_sections(args.out) if args.only else {}
+    missing = [name for name in SECTIONS if name not in args.only and name not in kept]
+    if args.only and missing:
+        sys.exit(f"error: {args.out} has no section for {', '.join(missing)} to keep; "
+                 "generate the whole page (without --only) from a storage that holds them")
     storage = open_storage(args.storage, create=False)
+    command = " ".join(["python benchmarks/reproduction.py", "--storage", args.storage]
+                       + [f"--only {name}" for name in args.only if name])
+    provenance = (f"Generated by `{command}` on {datetime.date.today()} "
+                  f"({platform.machine()}, torch {torch.__version__}).")
     lines = ["# The five reports beside our runs", "",
-             "Generated by `python benchmarks/reproduction.py --storage "
-             f"{args.storage}` on {datetime.date.today()} ({platform.machine()}, torch "
-             f"{torch.__version__}); every figure comes from the stored studies. Report rows "
+             "Every figure on this page comes from the stored studies, by "
+             "`python benchmarks/reproduction.py`; each section names the command, date and "
+             "machine that generated it (`--only NAME` rewrites one section and keeps the "
+             "others). Report rows "
              "are the reports' own networks as written (`pairsearch run reportNNN`); the "
              "improved column is the companion experiment's figure for the same row (our "
              "probability head, or CV selection for report 003). Accuracies in %, mean ± std "
              "over all trainings (runs × draws of the pairs). Verdict: within when the "
              "difference is at most twice the larger run-to-run std.", ""]
-    for name in REPORTS:
-        lines += _section(name, storage, prefixes)
-    lines += _best(storage, prefixes)
+    for name in SECTIONS:
+        if args.only and name not in args.only:
+            lines += kept[name]
+        elif name == "best":
+            lines += _best(storage, prefixes, provenance)
+        else:
+            lines += _section(name, storage, prefixes, provenance)
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines))
     print(f"written: {args.out}")

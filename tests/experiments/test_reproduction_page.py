@@ -1,0 +1,53 @@
+"""benchmarks/reproduction.py: ``--only`` rewrites one section and keeps the others."""
+
+from __future__ import annotations
+
+import pathlib
+import subprocess
+import sys
+
+from pairsearch.search.storage import open_storage
+
+SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "reproduction.py"
+NAMES = ["report000", "report001", "report002", "report003", "report004"]
+
+
+def _page(path: pathlib.Path, names: list[str]) -> dict[str, str]:
+    sections = {name: f"## {name}: kept\n\nGenerated elsewhere.\n\n| a kept figure | 12.34 |\n"
+                for name in names}
+    sections["best"] = ("## Beyond the reports: the best configuration found\n\n"
+                        "kept best\n")
+    path.write_text("# old title\n\nold header\n\n" + "\n".join(sections.values()))
+    return sections
+
+
+def _run(tmp_path: pathlib.Path, page: pathlib.Path, *only: str) -> subprocess.CompletedProcess:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    open_storage(url)  # a storage that holds no experiment: every rewritten row is "not run"
+    flags = [arg for name in only for arg in ("--only", name)]
+    return subprocess.run([sys.executable, str(SCRIPT), "--storage", url, "--out", str(page),
+                           *flags], capture_output=True, text=True, cwd=tmp_path)
+
+
+def test_only_rewrites_the_named_section_and_keeps_the_others_verbatim(tmp_path):
+    page = tmp_path / "reproduction.md"
+    sections = _page(page, NAMES)
+    result = _run(tmp_path, page, "report001")
+    assert result.returncode == 0, result.stderr
+    text = page.read_text()
+    for name in ("report000", "report002", "report003", "report004", "best"):
+        assert sections[name].rstrip("\n") in text
+    assert "## report001: kept" not in text and "## report001: Mini Project 1" in text
+    rewritten = text.split("## report001:")[1].split("## report002:")[0]
+    assert "--only report001` on " in rewritten and "not run" in rewritten
+    assert text.startswith("# The five reports beside our runs")
+
+
+def test_only_refuses_a_page_that_lacks_a_section_to_keep(tmp_path):
+    page = tmp_path / "reproduction.md"
+    _page(page, ["report000", "report001"])
+    before = page.read_text()
+    result = _run(tmp_path, page, "report001")
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().count("\n") == 0 and "report002" in result.stderr
+    assert page.read_text() == before  # nothing already written is lost
