@@ -6,7 +6,11 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 from pairsearch.search.storage import open_storage
+
+pytestmark = pytest.mark.process  # each test runs the script in a subprocess
 
 SCRIPT = pathlib.Path(__file__).resolve().parents[2] / "benchmarks" / "reproduction.py"
 NAMES = ["report000", "report001", "report002", "report003", "report004"]
