@@ -345,6 +345,8 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
              "params", "report_params", "verdict"]
     for column in ("runs", "draws", "params", "report_params"):  # counts, not measures
         table[column] = [("-" if pd.isna(v) else f"{int(v)}") for v in table[column]]
+    for column in ("report_mean", "report_std", "mean", "std"):  # all-None columns: floats
+        table[column] = pd.to_numeric(table[column])
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}",
                                  na_rep="-"))
     print(f"{times['seconds'] / 60:.1f} min in trials on {', '.join(times['devices']) or '-'}")

@@ -58,6 +58,34 @@ class SigmoidPair(nn.Module):
         return torch.cat([torch.zeros_like(z), z], dim=1)
 
 
+class FeaturePairNet(nn.Module):
+    """One extractor per digit, the two feature maps concatenated into the pair classifier.
+
+    Report 003's weight sharing, and table I's count for report 000's model_1 WS.
+
+    "Weight sharing simply splits the input 2-channel image into two 1-channel images and
+    then processes them separately with the same feature extractor. The extracted two
+    features are then concatenated together to pass through the classifier". With
+    ``digit`` classifier: "the extracted two features are passed through the digit
+    classifier separately to predict the corresponding digit labels (0-9), and the
+    concatenated features are passed through the binary classifier".
+    """
+
+    def __init__(self, features: nn.Module, binary: nn.Module, digit: nn.Module | None) -> None:
+        super().__init__()
+        self.features = features
+        self.binary = binary
+        self.digit = digit
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        a, b = split_pair(x)
+        feature_a, feature_b = self.features(torch.cat([a, b])).chunk(2)
+        pair = self.binary(torch.cat([feature_a, feature_b], dim=1))
+        if self.digit is None:
+            return ModelOutput(pair)
+        return ModelOutput(pair, self.digit(feature_a), self.digit(feature_b))
+
+
 # --------------------------------------------------------------------------------------------
 # Report 000: LeakyReLU everywhere, 2×2 convolutions.
 
@@ -108,24 +136,34 @@ def r000_cnn(*, size: Size = "model_1") -> nn.Module:
 
 
 class R000Aux1(nn.Module):
-    """model_2 with an auxiliary pair output after its second convolution."""
+    """model_2 with an auxiliary output after its second convolution.
 
-    def __init__(self, aux_head: str = "model_1") -> None:
+    The auxiliary classifier predicts the pair (``digits=False``: 2 outputs, the report's
+    text) or both digits' classes (``digits=True``: 20 outputs, two sets of digit logits).
+    """
+
+    def __init__(self, aux_head: str = "model_1", digits: bool = False) -> None:
         super().__init__()
         act = nn.LeakyReLU
+        self.digits = digits
+        out = 2 * NUM_CLASSES if digits else 2
         self.early = ConvStack(PatchConv2d(2, 32, 2), act(), nn.Conv2d(32, 64, 2), act(),
                                float_output=False)
         self.late = ConvStack(nn.MaxPool2d(2), nn.Conv2d(64, 128, 2), act(),
                               float_output=False)
         self.aux = nn.Sequential(nn.MaxPool2d(2), act())
-        self.aux_classifier = (_r000_classifier("model_1", (64, 6, 6), 2)
-                               if aux_head == "model_1" else MapLinear((64, 6, 6), 2))
+        self.aux_classifier = (_r000_classifier("model_1", (64, 6, 6), out)
+                               if aux_head == "model_1" else MapLinear((64, 6, 6), out))
         self.classifier = _r000_classifier("model_2", (128, 5, 5), 2)
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         early = self.early(x)
-        return ModelOutput(self.classifier(self.late(early)),
-                           pair_aux=self.aux_classifier(self.aux(early)))
+        pair = self.classifier(self.late(early))
+        aux = self.aux_classifier(self.aux(early))
+        if self.digits:
+            digit_a, digit_b = aux.split(NUM_CLASSES, dim=1)
+            return ModelOutput(pair, digit_a, digit_b)
+        return ModelOutput(pair, pair_aux=aux)
 
 
 @register_model(digit_heads=False, pair_aux=True)
@@ -144,6 +182,19 @@ def r000_cnn_aux1(*, aux_head: Literal["model_1", "linear"] = "model_1") -> nn.M
     convolution (7×7 at the report's padding, 6×6 here); no hidden layer.
     """
     return R000Aux1(aux_head)
+
+
+@register_model(digit_heads=True)
+def r000_cnn_aux1_digits(*, aux_head: Literal["model_1", "linear"] = "model_1") -> nn.Module:
+    """Ablation of report 000's model_2_AUX1: the auxiliary output predicts the digits.
+
+    Not the report's network: its text gives the auxiliary output "the same target as the
+    final output". This variant tests whether table I's 93% needs digit information: the
+    same branch after model_2's second convolution (model_1's classifier) ends in 20
+    outputs, each digit's 10 class logits, trained by the digit losses (``lambda=1``:
+    "added to the final loss").
+    """
+    return R000Aux1(aux_head, digits=True)
 
 
 def _r000_two_branch(size: str, shared: bool, digit_heads: bool, head: str,
@@ -166,15 +217,26 @@ _R000_SECONDARY = """
 
 
 @register_model(digit_heads=False)
-def r000_ws(*, size: Size = "model_1", head: Literal["logits_linear", "probs_mlp"] =
-            "logits_linear", head_hidden: int = 64, branch_out: int = NUM_CLASSES) -> nn.Module:
+def r000_ws(*, size: Size = "model_1",
+            head: Literal["logits_linear", "probs_mlp", "features_linear"] = "logits_linear",
+            head_hidden: int = 64, branch_out: int = NUM_CLASSES) -> nn.Module:
     """Report 000's model_1_ws / model_2_ws: weight sharing, no auxiliary loss.
 
     Without a digit loss nothing fixes the width of each branch's output; ``branch_out``
     sets it: 10 by default (as the AUX2 models), 2 reads "the same layers" literally (the
     printed classifiers end in Linear(16, 2) and Linear(12, 2)), so the further layers
     compare 2 + 2 values.
+
+    ``head=features_linear`` reads table I's count instead: model_1 WS has 6,770
+    parameters, exactly the two shared convolutions (80 + 2,080) and one Linear(2·32·6·6, 2)
+    (4,610) on the two digits' concatenated feature maps ("further layers take each of
+    these images features and learn to compare them"), with no classifier per digit.
+    For model_2 the same reading gives 54,114 against the table's 56,114.
     """
+    if head == "features_linear":
+        features = _r000_features(size, 1)
+        shape = output_shape(features, (1, 14, 14))
+        return FeaturePairNet(features, MapLinear((2 * shape[0], *shape[1:]), 2), None)
     return _r000_two_branch(size, True, False, head, head_hidden, branch_out)
 
 
@@ -249,20 +311,24 @@ _R001_AUX = """
     our neural network. The forward pass returns a (x, y, z) triplet ... we updated the
     "train_model" function to compute a loss for each of the elements of the returned
     triplet and simply summed them together" (use ``lambda=1``). The last layer is one
-    Linear(20, 2) on the two digit outputs (``head=probs_mlp``: our probability head).
+    Linear(20, 2) on the two digit outputs (``head=probs_mlp``: our probability head;
+    ``head=act_linear``: the activation on the digit outputs before that layer, an
+    ablation, since the report does not say whether one sits there).
 """
 
 
 @register_model(digit_heads=True)
 def r001_cnn_aux(*, activation: Activation = "relu", batchnorm: bool = True,
-                 head: Literal["logits_linear", "probs_mlp"] = "logits_linear") -> nn.Module:
+                 head: Literal["logits_linear", "probs_mlp", "act_linear"] =
+                     "logits_linear") -> nn.Module:
     """Report 001's CNN_AUX: each digit its own CNN + BN, compared in the last layer."""
     return _r001_two_branch(False, activation, batchnorm, head)
 
 
 @register_model(digit_heads=True)
 def r001_siamese_aux(*, activation: Activation = "relu", batchnorm: bool = True,
-                     head: Literal["logits_linear", "probs_mlp"] = "logits_linear") -> nn.Module:
+                     head: Literal["logits_linear", "probs_mlp", "act_linear"] =
+                     "logits_linear") -> nn.Module:
     """Report 001's SIAMESE_CNN_AUX: "reusing the same convolutions and layers for the two
     digits (otherwise it is very similar to the "CNN_AUX" model)"."""
     return _r001_two_branch(True, activation, batchnorm, head)
@@ -322,32 +388,6 @@ def _r003_digit(kind: str, in_features: int, hidden: int, act: str) -> nn.Sequen
         return nn.Sequential(nn.Linear(in_features, NUM_CLASSES))
     return nn.Sequential(nn.Linear(in_features, hidden), make_activation(act),
                          nn.Linear(hidden, NUM_CLASSES))
-
-
-class FeaturePairNet(nn.Module):
-    """Report 003's weight sharing: one extractor per digit, features concatenated.
-
-    "Weight sharing simply splits the input 2-channel image into two 1-channel images and
-    then processes them separately with the same feature extractor. The extracted two
-    features are then concatenated together to pass through the classifier". With
-    ``digit`` classifier: "the extracted two features are passed through the digit
-    classifier separately to predict the corresponding digit labels (0-9), and the
-    concatenated features are passed through the binary classifier".
-    """
-
-    def __init__(self, features: nn.Module, binary: nn.Module, digit: nn.Module | None) -> None:
-        super().__init__()
-        self.features = features
-        self.binary = binary
-        self.digit = digit
-
-    def forward(self, x: torch.Tensor) -> ModelOutput:
-        a, b = split_pair(x)
-        feature_a, feature_b = self.features(torch.cat([a, b])).chunk(2)
-        pair = self.binary(torch.cat([feature_a, feature_b], dim=1))
-        if self.digit is None:
-            return ModelOutput(pair)
-        return ModelOutput(pair, self.digit(feature_a), self.digit(feature_b))
 
 
 def _r003(kind: str, shared: bool, digit_heads: bool, hidden: tuple[int, ...],

@@ -131,7 +131,9 @@ class TwoBranchNet(nn.Module):
       accuracy with it against 88–91% with logits (docs/results.md);
     - ``logits_mlp``: the same MLP on the raw outputs;
     - ``logits_linear``: one Linear(20, 2) on the concatenated outputs (reports 001 and 004
-      compare the two digits "in the last layer").
+      compare the two digits "in the last layer");
+    - ``act_linear``: the network's activation on the concatenated outputs, then that
+      Linear(20, 2), as when the activation sits between every pair of layers.
     """
 
     def __init__(self, make_branch, shared: bool, digit_heads: bool, head: str,
@@ -162,6 +164,8 @@ def make_head(head: str, in_features: int, hidden: int, act: str) -> nn.Module:
     """The comparison head: an MLP with one hidden layer, or one linear layer."""
     if head == "logits_linear":
         return nn.Linear(in_features, 2)
+    if head == "act_linear":
+        return nn.Sequential(make_activation(act), nn.Linear(in_features, 2))
     return mlp(in_features, [hidden], 2, act)
 
 

@@ -72,6 +72,39 @@ def test_report_000_aux1_linear_head_adds_one_linear_layer():
         create_model("r000_cnn_aux1", aux_head="mlp")
 
 
+def test_report_000_ws_features_linear_has_table_one_count():
+    # Table I: model_1 WS, 6,770 parameters = the shared Conv(1,16,2) and Conv(16,32,2)
+    # (80 + 2,080) and one Linear(2·32·6·6, 2) (4,610) on the concatenated feature maps.
+    model = create_model("r000_ws", size="model_1", head="features_linear")
+    assert count_parameters(model) == 6770
+    assert [m.in_features for m in _layers(model, nn.Linear)] == [2 * 32 * 6 * 6]
+    assert [c.in_channels for c in _layers(model, nn.Conv2d)] == [1, 16]  # one digit each
+    x = torch.randn(3, 2, 14, 14)
+    out = model(x)
+    assert out.pair.shape == (3, 2) and out.digit_a is None
+    # Weight sharing: swapping the digits swaps the halves the linear layer reads.
+    linear = _layers(model, nn.Linear)[0]
+    half = linear.in_features // 2
+    with torch.no_grad():
+        linear.weight[:, half:] = linear.weight[:, :half]
+    assert torch.allclose(model(x).pair, model(x.flip(1)).pair, atol=1e-5)
+
+
+def test_report_000_aux1_digits_predicts_both_classes_from_the_second_convolution():
+    model = create_model("r000_cnn_aux1_digits")
+    plain = create_model("r000_cnn_aux1")
+    out = model(torch.randn(3, 2, 14, 14))
+    assert out.pair.shape == (3, 2) and out.pair_aux is None
+    assert out.digit_a.shape == out.digit_b.shape == (3, 10)
+    # The same network but for the auxiliary classifier's last layer: 20 outputs, not 2.
+    assert model.aux_classifier[-1].out_features == 20
+    assert count_parameters(model) - count_parameters(plain) == 18 * (16 + 1)
+    # Trained by the digit losses: the loss reads the digit classes.
+    targets = torch.tensor([1, 0, 1])
+    first, second = torch.tensor([[1, 2], [5, 3], [0, 0]]), torch.tensor([[7, 8], [9, 1], [4, 4]])
+    assert LossRecipe()(out, targets, first) != LossRecipe()(out, targets, second)
+
+
 def test_report_003_budget_and_layout():
     # The chosen MLP [128, 64, 32, 256] on the flattened pair: 69,345 parameters, in budget.
     assert count_parameters(create_model("r003_mlp")) == 69345
@@ -154,3 +187,13 @@ def test_report004_rnn_hidden_init_readings():
 def test_last_layer_comparisons_read_the_digit_logits(name):
     model = create_model(name)
     assert isinstance(model.head, nn.Linear) and model.head.in_features == 20
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "leaky_relu"])
+def test_report_001_act_linear_puts_the_activation_before_the_last_layer(activation):
+    model = create_model("r001_siamese_aux", activation=activation, head="act_linear")
+    act, linear = list(model.head)
+    reference = create_model("r001_siamese_aux", activation=activation)
+    assert type(act).__name__.lower().replace("_", "") == activation.replace("_", "")
+    assert isinstance(linear, nn.Linear) and linear.in_features == 20
+    assert count_parameters(model) == count_parameters(reference)
