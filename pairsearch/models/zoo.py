@@ -161,7 +161,8 @@ class TwoBranchNet(nn.Module):
 
 
 def make_head(head: str, in_features: int, hidden: int, act: str) -> nn.Module:
-    """The comparison head: an MLP with one hidden layer, or one linear layer."""
+    """The comparison head: an MLP with one hidden layer, or one linear layer (after the
+    activation, for ``act_linear``)."""
     if head == "logits_linear":
         return nn.Linear(in_features, 2)
     if head == "act_linear":
