@@ -314,6 +314,11 @@ def cmd_run(args: argparse.Namespace) -> int:
                                                ("draws", args.draws))
                  if value is not None}
     experiment = load_experiment(args.experiment, args.quick, overrides, args.prefix)
+    stage_names = [stage.name for stage in experiment.stages]
+    for name in args.stage or []:
+        if name not in stage_names:
+            raise PairsearchError(f"--stage {name!r}: {experiment.name} has no such stage; "
+                                  f"its stages: {', '.join(stage_names)}")
     if args.table:
         return _print_reproduction(experiment, args)
     return _run_experiment(experiment, args)
@@ -382,7 +387,8 @@ def _run_experiment(experiment, args: argparse.Namespace) -> int:
     try:
         studies = run_experiment(experiment, storage,
                                  RunOptions(args.seed, args.data, args.device, args.precision,
-                                            not args.no_progress), stop)
+                                            not args.no_progress), stop,
+                                 only=args.stage)
     except KeyboardInterrupt:
         return _interrupted()
     finally:

@@ -266,6 +266,9 @@ def build_parser() -> Parser:
     run.add_argument("--prefix", default=None, metavar="NAME",
                      help="study name prefix (default: the experiment's name, -quick added "
                           "with --quick); use another one to run other settings")
+    run.add_argument("--stage", action="append", default=None, metavar="NAME",
+                     help="run only this stage (repeatable); the stages it chains from must "
+                          "be stored already or named too (see --list)")
     run.add_argument("--out", default=None, metavar="DIR",
                      help="also write a Markdown report with plots to DIR")
     run.add_argument("--table", action="store_true",

@@ -65,6 +65,10 @@ def stage_space(experiment: Experiment, stage: Stage, storage: optuna.storages.B
         PairsearchError: If an earlier stage has no result to chain from.
     """
     name = study_name(experiment, stage)
+    for key in ("best_of", "base"):
+        if stage.get(key) and stage.get(key) not in spaces:
+            raise PairsearchError(f"stage {stage.name!r} chains from stage {stage.get(key)!r}, "
+                                  "which has no stored results: run that stage first")
     if stage.get("best_of"):
         source = spaces[stage.get("best_of")]
         group_key = "variant" if source.variants else "model"

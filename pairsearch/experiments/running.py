@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Callable, Optional, Sequence
 
 import optuna
 
-from pairsearch.errors import StudyOwned
+from pairsearch.errors import PairsearchError, StudyOwned
 from pairsearch.experiments.chaining import stage_space, study_name
 from pairsearch.experiments.schema import GENETIC_KEYS, Experiment, Stage
 from pairsearch.names import DEFAULT_SOURCE
@@ -81,11 +81,17 @@ def _run_owned(run: Callable[[], SearchSummary], stop: StopRequest,
 
 def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
                    options: RunOptions, stop: Optional[StopRequest] = None,
-                   report: Callable[[str], None] = print) -> list[str]:
-    """Run (or resume) every stage in order; returns the studies written.
+                   report: Callable[[str], None] = print,
+                   only: Optional[Sequence[str]] = None) -> list[str]:
+    """Run (or resume) every stage in order, or the stages named in ``only``; returns the
+    studies written.
+
+    A stage left out still lends its space to the stages chained from it, when its own
+    sources are stored (a stage whose source is neither stored nor run is refused).
 
     Raises:
-        PairsearchError: On a bad stage, or a study made with other settings.
+        PairsearchError: On a bad stage, a chained stage whose source has no results, or a
+            study made with other settings.
     """
     stop = stop or NEVER
     spaces: dict[str, SearchSpace] = {}
@@ -93,6 +99,9 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
     for stage in experiment.stages:
         if stop.requested:
             break
+        if only is not None and stage.name not in only:
+            _lend_space(experiment, stage, storage, spaces)
+            continue
         name = stage_study_name(experiment, stage)
         report(f"== {experiment.name}: stage {stage.name} ({stage.kind}) -> study {name}")
         if stage.kind == "retest":
@@ -124,3 +133,16 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
         report(f"{summary.trials} trials; trained {summary.evaluated}, reused "
                f"{summary.reused}, failed {summary.failed}; best {summary.best_value}")
     return studies
+
+
+def _lend_space(experiment: Experiment, stage: Stage, storage: optuna.storages.BaseStorage,
+                spaces: dict[str, SearchSpace]) -> None:
+    """Record a skipped stage's space for the stages chained from it, where it can be made
+    (a stage chained from one with no stored results has none; its dependants are refused
+    by ``stage_space``)."""
+    if stage.kind == "retest":
+        return
+    try:
+        spaces[stage.name] = stage_space(experiment, stage, storage, spaces)
+    except PairsearchError:
+        pass

@@ -265,6 +265,12 @@ def test_run_command_quick_and_list(tmp_path):
                          capture_output=True, text=True, cwd=tmp_path)
     assert bad.returncode == 2 and "experiment 'report999' not found" in bad.stderr
     assert len(bad.stderr.strip().splitlines()) == 1
+    stage = subprocess.run([sys.executable, "-m", "pairsearch", "run", "report004", "--quick",
+                            "--stage", "nosuch", "--storage", "sqlite:///other.db"],
+                           capture_output=True, text=True, cwd=tmp_path)
+    assert stage.returncode == 2 and "--stage 'nosuch'" in stage.stderr
+    assert "its stages: models, sgd-batch" in stage.stderr
+    assert len(stage.stderr.strip().splitlines()) == 1 and not (tmp_path / "other.db").exists()
 
 
 def test_command_line_overrides_reach_every_stage():
@@ -274,6 +280,28 @@ def test_command_line_overrides_reach_every_stage():
         assert experiment.name == "bench"
         for stage in experiment.stages:
             assert stage.get("epochs") == 6 and stage.get("train_pairs") == 400
+
+
+def test_only_named_stages_run_and_chain_from_stored_ones(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path / 'e.db'}")
+    experiment = experiment_from_dict("tiny", TINY)
+    options = RunOptions(device="cpu", progress=False)
+    # A chained stage whose source has no stored results is refused, nothing written.
+    with pytest.raises(PairsearchError, match="stage 'grid' has not run yet"):
+        run_experiment(experiment, storage, options, report=lambda line: None,
+                       only=["dropout"])
+    assert optuna.get_all_study_names(storage) == []
+    assert run_experiment(experiment, storage, options, report=lambda line: None,
+                          only=["grid"]) == ["tiny-grid"]
+    assert optuna.get_all_study_names(storage) == ["tiny-grid"]
+    # The grid now stored, a stage chained from it runs alone, from the grid's best.
+    assert run_experiment(experiment, storage, options, report=lambda line: None,
+                          only=["dropout"]) == ["tiny-dropout"]
+    assert sorted(optuna.get_all_study_names(storage)) == ["tiny-dropout", "tiny-grid"]
+    # A stage whose source lent no space (its own source unstored) is refused by name.
+    test_stage = experiment.stages[1]
+    with pytest.raises(PairsearchError, match="chains from stage 'grid'.*run that stage first"):
+        stage_space(experiment, test_stage, storage, {})
 
 
 POISONABLE = {
