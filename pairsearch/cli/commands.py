@@ -336,7 +336,10 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
     storage = open_storage(args.storage, create=False)
     rows = reproduction_rows(experiment, storage)
     times = experiment_times(experiment, storage)
-    gaps = gap_summary(rows)
+    gaps = gap_summary(rows)  # from every row: a gap's ablations may stand in other stages
+    if args.stage:
+        rows = [row for row in rows if row["stage"] in args.stage]
+        gaps = [gap for gap in gaps if gap["stage"] in args.stage]
     if args.json:
         print(json.dumps({"experiment": experiment.name, "rows": rows, "gaps": gaps, **times}))
         return 0

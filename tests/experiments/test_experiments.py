@@ -401,6 +401,10 @@ def test_table_command_on_a_quick_run(tmp_path):
     assert result["seconds"] > 0 and result["devices"]
     text = subprocess.run([*run, "--table"], capture_output=True, text=True, cwd=tmp_path)
     assert text.returncode == 0 and "siamese_cnn_3" in text.stdout and "81.03" in text.stdout
+    one = json.loads(subprocess.run([*run, "--table", "--json", "--stage", "raw-inputs"],
+                                    capture_output=True, text=True, cwd=tmp_path).stdout)
+    assert one["rows"] and {row["stage"] for row in one["rows"]} == {"raw-inputs"}
+    assert one["gaps"] == []  # the gaps are the models stage's rows
     none = subprocess.run([sys.executable, "-m", "pairsearch", "run", "report001", "--quick",
                            "--table", "--json"], capture_output=True, text=True, cwd=tmp_path)
     assert none.returncode == 0 and all(r["verdict"] == "not run"
