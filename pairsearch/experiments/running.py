@@ -94,13 +94,15 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
             study made with other settings.
     """
     stop = stop or NEVER
+    sources = _sources_of(experiment, only) if only is not None else set()
     spaces: dict[str, SearchSpace] = {}
     studies = []
     for stage in experiment.stages:
         if stop.requested:
             break
         if only is not None and stage.name not in only:
-            _lend_space(experiment, stage, storage, spaces)
+            if stage.name in sources:
+                _lend_space(experiment, stage, storage, spaces)
             continue
         name = stage_study_name(experiment, stage)
         report(f"== {experiment.name}: stage {stage.name} ({stage.kind}) -> study {name}")
@@ -135,11 +137,26 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
     return studies
 
 
+def _sources_of(experiment: Experiment, names: Sequence[str]) -> set[str]:
+    """The stages that the named stages chain from (``base``, ``best_of``), transitively."""
+    by_name = {stage.name: stage for stage in experiment.stages}
+    sources: set[str] = set()
+    pending = list(names)
+    while pending:
+        stage = by_name[pending.pop()]
+        for key in ("best_of", "base"):
+            source = stage.get(key)
+            if source and source not in sources:
+                sources.add(source)
+                pending.append(source)
+    return sources
+
+
 def _lend_space(experiment: Experiment, stage: Stage, storage: optuna.storages.BaseStorage,
                 spaces: dict[str, SearchSpace]) -> None:
-    """Record a skipped stage's space for the stages chained from it, where it can be made
-    (a stage chained from one with no stored results has none; its dependants are refused
-    by ``stage_space``)."""
+    """Record a skipped source stage's space for the stages chained from it, where it can be
+    made (a stage chained from one with no stored results has none; its dependants are
+    refused by ``stage_space``)."""
     if stage.kind == "retest":
         return
     try:
