@@ -130,8 +130,9 @@ def _gaps(gaps: list[dict]) -> list[str]:
                                                                 "contradicted", "unexplained")}
     contradicted = (f"{counts['contradicted']} contradicted by the report's own retest, "
                     if counts["contradicted"] else "")
-    return lines + ["", f"{len(gaps)} rows outside 2σ: {counts['within']} within under an "
-                    f"ablation, {counts['bracketed']} bracketed, {contradicted}"
+    rows = f"{len(gaps)} row" + ("" if len(gaps) == 1 else "s")
+    return lines + ["", f"{rows} outside 2σ: {counts['within']} within under an ablation, "
+                    f"{counts['bracketed']} bracketed, {contradicted}"
                     f"{counts['unexplained']} unexplained."]
 
 
