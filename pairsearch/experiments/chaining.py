@@ -16,7 +16,7 @@ chose that way (``experiments.schema``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 import optuna
 from optuna.trial import TrialState
@@ -24,6 +24,8 @@ from optuna.trial import TrialState
 from pairsearch.errors import PairsearchError
 from pairsearch.experiments.schema import Experiment, Stage
 from pairsearch.search.space import SearchSpace, load_space, space_from_dict
+
+CHAIN_KEYS = ("best_of", "base")  # the settings by which a stage reads an earlier one's results
 
 
 def study_name(experiment: Experiment, stage: Stage) -> str:
@@ -57,6 +59,21 @@ def load_stage_study(storage: optuna.storages.BaseStorage, experiment: Experimen
             from None
 
 
+def chained_sources(experiment: Experiment, names: Sequence[str]) -> set[str]:
+    """The stages that the named stages chain from (``CHAIN_KEYS``), transitively."""
+    by_name = {stage.name: stage for stage in experiment.stages}
+    sources: set[str] = set()
+    pending = list(names)
+    while pending:
+        stage = by_name[pending.pop()]
+        for key in CHAIN_KEYS:
+            source = stage.get(key)
+            if source and source not in sources:
+                sources.add(source)
+                pending.append(source)
+    return sources
+
+
 def stage_space(experiment: Experiment, stage: Stage, storage: optuna.storages.BaseStorage,
                 spaces: Mapping[str, SearchSpace]) -> SearchSpace:
     """The stage's space, with ``best_of`` / ``base`` resolved from earlier stages.
@@ -65,7 +82,7 @@ def stage_space(experiment: Experiment, stage: Stage, storage: optuna.storages.B
         PairsearchError: If an earlier stage has no result to chain from.
     """
     name = study_name(experiment, stage)
-    for key in ("best_of", "base"):
+    for key in CHAIN_KEYS:
         if stage.get(key) and stage.get(key) not in spaces:
             raise PairsearchError(f"stage {stage.name!r} chains from stage {stage.get(key)!r}, "
                                   "which has no stored results: run that stage first")

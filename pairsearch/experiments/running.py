@@ -9,7 +9,7 @@ from typing import Callable, Optional, Sequence
 import optuna
 
 from pairsearch.errors import PairsearchError, StudyOwned
-from pairsearch.experiments.chaining import stage_space, study_name
+from pairsearch.experiments.chaining import chained_sources, stage_space, study_name
 from pairsearch.experiments.schema import GENETIC_KEYS, Experiment, Stage
 from pairsearch.names import DEFAULT_SOURCE
 from pairsearch.search.driver import SearchSummary
@@ -94,7 +94,7 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
             study made with other settings.
     """
     stop = stop or NEVER
-    sources = _sources_of(experiment, only) if only is not None else set()
+    sources = chained_sources(experiment, only) if only is not None else set()
     spaces: dict[str, SearchSpace] = {}
     studies = []
     for stage in experiment.stages:
@@ -135,21 +135,6 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
         report(f"{summary.trials} trials; trained {summary.evaluated}, reused "
                f"{summary.reused}, failed {summary.failed}; best {summary.best_value}")
     return studies
-
-
-def _sources_of(experiment: Experiment, names: Sequence[str]) -> set[str]:
-    """The stages that the named stages chain from (``base``, ``best_of``), transitively."""
-    by_name = {stage.name: stage for stage in experiment.stages}
-    sources: set[str] = set()
-    pending = list(names)
-    while pending:
-        stage = by_name[pending.pop()]
-        for key in ("best_of", "base"):
-            source = stage.get(key)
-            if source and source not in sources:
-                sources.add(source)
-                pending.append(source)
-    return sources
 
 
 def _lend_space(experiment: Experiment, stage: Stage, storage: optuna.storages.BaseStorage,
