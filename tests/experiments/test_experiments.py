@@ -378,6 +378,7 @@ def test_table_command_on_a_quick_run(tmp_path):
     ablations = [row for row in result["rows"] if row["stage"] != "models"]
     assert {row["stage"] for row in ablations} == {"sgd-batch", "sgd-batch-unshared",
                                                    "adam-batch", "softmax-outputs",
+                                                   "softmax-final-logits",
                                                    "rnn-hidden-weights", "softmax-activations",
                                                    "rnn-three-layers", "raw-inputs"}
     for row in result["rows"]:
