@@ -282,6 +282,33 @@ def test_command_line_overrides_reach_every_stage():
             assert stage.get("epochs") == 6 and stage.get("train_pairs") == 400
 
 
+def test_report002_logits_head_starts_from_each_models_best_grid_cell(tmp_path):
+    # The ablation's cells are read from the stored grid, not typed from an earlier run.
+    storage = open_storage(f"sqlite:///{tmp_path / 'e.db'}")
+    experiment = load_experiment("report002")
+    grid_stage, logits_stage = (next(s for s in experiment.stages if s.name == name)
+                                for name in ("grid", "logits-head"))
+    grid_space = stage_space(experiment, grid_stage, storage, {})
+    study = optuna.create_study(study_name="report002-grid", storage=storage,
+                                direction="maximize")
+    distributions = {key: optuna.distributions.CategoricalDistribution(values)
+                     for key, values in grid_space.params.items()}
+    rng = np.random.default_rng(0)
+    best: dict = {}
+    for value in rng.permutation(40) / 40:
+        cell = {key: values[rng.integers(len(values))]
+                for key, values in grid_space.params.items()}
+        study.add_trial(optuna.trial.create_trial(params=cell, distributions=distributions,
+                                                  value=float(value)))
+        if value > best.get(cell["model"], ({}, -1.0))[1]:
+            best[cell["model"]] = (cell, value)
+    space = stage_space(experiment, logits_stage, storage, {"grid": grid_space})
+    assert set(space.variants) == {"twin_aux", "siamese_aux", "twin", "siamese"}
+    for variant in space.variants:
+        assert space.settings({"variant": variant}) == {
+            **grid_space.settings(best[variant][0]), "head": "logits_linear"}
+
+
 def test_only_named_stages_run_and_chain_from_stored_ones(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path / 'e.db'}")
     experiment = experiment_from_dict("tiny", TINY)
