@@ -55,3 +55,31 @@ def test_only_refuses_a_page_that_lacks_a_section_to_keep(tmp_path):
     assert result.returncode != 0 and "Traceback" not in result.stderr
     assert result.stderr.strip().count("\n") == 0 and "report002" in result.stderr
     assert page.read_text() == before  # nothing already written is lost
+
+
+def _chosen(cv: float, test: float) -> dict:
+    return {"params": {"model": "siamese_aux"}, "cv_accuracy": cv, "test_accuracy_mean": test,
+            "test_accuracy_std": 0.01, "test_draw_means": [test] * 3,
+            "test_protocol": {"kind": "test", "folds": 10, "repeats": 10, "draws": 3}}
+
+
+def test_best_found_is_the_highest_cv_among_every_experiments_choice_never_the_test(tmp_path):
+    import optuna
+
+    url = f"sqlite:///{tmp_path / 'chosen.db'}"
+    storage = open_storage(url)
+    # report002's grid retest scores higher on the test pairs but lower by CV than best's.
+    for name, chosen in (("best-tpe-retest", _chosen(0.95, 0.90)),
+                         ("report002-grid-retest", _chosen(0.94, 0.99))):
+        optuna.create_study(study_name=name, storage=storage).set_user_attr("chosen", chosen)
+    page = tmp_path / "reproduction.md"
+    result = subprocess.run([sys.executable, str(SCRIPT), "--storage", url, "--out", str(page)],
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    best = page.read_text().split("## Beyond the reports")[1]
+    assert "**90.00 ± 1.00%**" in best
+    assert "`best/tpe-retest` 0.9500 (test 90.00%); `report002/grid-retest` 0.9400" in best
+    assert "The highest CV, `best/tpe-retest` (by 1.00 points), is the best found" in best
+    report002 = page.read_text().split("## report002:")[1].split("## report003:")[0]
+    assert "`grid-retest`: chosen by 10-fold CV (0.9400)" in report002
+    assert "**99.00 ± 1.00%**" in report002 and "`genetic-retest`: not chosen yet." in report002
