@@ -65,8 +65,13 @@ def _report_figures(figures: dict[str, Any]) -> tuple[Optional[float], Optional[
     return (None if mean is None else float(mean)), (None if std is None else float(std))
 
 
-def _match(study: optuna.Study, stage: Stage, row: str) -> Optional[FrozenTrial]:
+def _match(study: optuna.Study, stage: Stage, row: str, metric: str = "accuracy"
+           ) -> Optional[FrozenTrial]:
     complete = best_distinct_trials(study)
+    if metric == "best_replica":
+        # The report's grid printed its best copy of any cell, so rank cells by their best
+        # replica, not by their mean over replicas.
+        complete.sort(key=lambda t: -max(_replica_means(t), default=-1.0))
     if row == "chosen":
         chosen = study.user_attrs.get("chosen") or {}
         return next((t for t in complete if t.number == chosen.get("retest_trial")), None)
@@ -120,8 +125,8 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                         if partial else "")
         for row, figures in reported.items():
             report_mean, report_std = _report_figures(figures)
-            trial = _match(study, stage, row) if study is not None else None
             metric = figures.get("metric", "accuracy")
+            trial = _match(study, stage, row, metric) if study is not None else None
             ours = {} if trial is None else _ours(trial, stage, metric,
                                                   draws if stage.kind == "test" else 1)
             rows.append({
@@ -156,6 +161,21 @@ def _spread(percentages: np.ndarray) -> tuple[float, float]:
     return float(np.mean(percentages)), std
 
 
+def _replicas(trial: FrozenTrial) -> Optional[np.ndarray]:
+    """A CV trial's accuracies in %, one row per repeat (repeat-major, as the evaluator
+    orders its runs); ``None`` when they do not divide into its folds."""
+    accuracies = 100 * np.asarray(trial.user_attrs.get("accuracies") or [], dtype=float)
+    folds = int((trial.user_attrs.get("protocol") or {}).get("folds", 1))
+    if len(accuracies) == 0 or len(accuracies) % folds:
+        return None
+    return accuracies.reshape(-1, folds)
+
+
+def _replica_means(trial: FrozenTrial) -> list[float]:
+    replicas = _replicas(trial)
+    return [] if replicas is None else list(replicas.mean(axis=1))
+
+
 def _ours(trial: FrozenTrial, stage: Stage, metric: str, draws: int) -> dict[str, Any]:
     """Our side of a row from its trial, as ``metric`` reads the report's figure:
 
@@ -177,10 +197,9 @@ def _ours(trial: FrozenTrial, stage: Stage, metric: str, draws: int) -> dict[str
         ours["mean"], ours["std"] = _spread(100 * np.asarray(fitted))
         return {**ours, "runs": len(fitted)}
     if metric == "best_replica":
-        folds = int((attrs.get("protocol") or {}).get("folds", 1))
-        if len(accuracies) == 0 or len(accuracies) % folds:
+        replicas = _replicas(trial)
+        if replicas is None:
             return {}
-        replicas = accuracies.reshape(-1, folds)
         ours["mean"], ours["std"] = _spread(replicas[int(np.argmax(replicas.mean(axis=1)))])
         return ours
     if stage.kind == "test":

@@ -22,7 +22,7 @@ from pairsearch.experiments import (
     run_experiment,
     write_experiment_report,
 )
-from pairsearch.search.space import space_from_dict
+from pairsearch.search.space import load_space, space_from_dict
 from pairsearch.search.storage import open_storage
 
 
@@ -170,6 +170,38 @@ def test_copies_of_each_models_best_cell_and_the_best_copy(tmp_path):
     assert row["mean"] == pytest.approx(best_copy.mean()) and row["runs"] == 6
     assert row["std"] == pytest.approx(np.std(best_copy, ddof=1))
     assert row["mean"] >= 100 * copies["siamese"].value  # the best copy, not the mean
+
+
+def test_a_best_replica_row_is_the_best_copy_of_any_cell_not_of_the_best_mean(tmp_path):
+    from pairsearch.experiments import reproduction_rows
+
+    experiment = experiment_from_dict("every", {"stages": [
+        {"name": "grid", "kind": "grid", "folds": 2, "repeats": 2,
+         "params": {"model": ["mlp"], "lr": [0.001, 0.1]},
+         "reported": {"model=mlp": {"mean": 90.0, "metric": "best_replica"}}}]})
+    storage = open_storage(f"sqlite:///{tmp_path / 'e.db'}")
+    study = optuna.create_study(study_name="every-grid", storage=storage, direction="maximize")
+    distributions = {"model": optuna.distributions.CategoricalDistribution(["mlp"]),
+                     "lr": optuna.distributions.CategoricalDistribution([0.001, 0.1])}
+    # lr 0.001: the better mean (0.80), copies 80 and 80; lr 0.1: mean 0.75, copies 60 and 90.
+    for lr, accuracies in ((0.001, [0.8, 0.8, 0.8, 0.8]), (0.1, [0.6, 0.6, 0.9, 0.9])):
+        study.add_trial(optuna.trial.create_trial(
+            params={"model": "mlp", "lr": lr}, distributions=distributions,
+            value=float(np.mean(accuracies)),
+            user_attrs={"accuracies": accuracies, "protocol": {"folds": 2},
+                        "config_key": f"lr={lr}"}))
+    row = reproduction_rows(experiment, storage)[0]
+    assert row["mean"] == pytest.approx(90.0) and row["verdict"] == "within"
+
+
+def test_report002_every_copy_stage_is_the_report002_space_for_model_1():
+    experiment = load_experiment("report002")
+    stage = next(s for s in experiment.stages if s.name == "grid-every-copy")
+    space = stage_space(experiment, stage, None, {})
+    shipped = load_space("report002")
+    assert space.params == {**shipped.params, "model": ("siamese",)}
+    assert space.fixed == shipped.fixed and space.size == shipped.size // 5
+    assert stage.get("repeats") == 16  # 4 class losses x 4 lambdas Model 1 does not read
 
 
 def test_space_variants_choose_and_budget():
