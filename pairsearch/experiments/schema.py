@@ -222,6 +222,11 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
             _check_reported(name, stage_name, table["reported"])
             if kind in ("test", "grid"):
                 _check_rows(name, stage_name, table)
+        mixed = sorted((SPACE_KEYS - {"space"}) & set(table)) if "space" in table else []
+        if mixed:
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: space = "
+                                  f"{table['space']!r} and {', '.join(mixed)} together; a "
+                                  "stage's space is a shipped space or its own tables, not both")
         table = _own_epochs_win(table, defaults)
         settings = {**{k: v for k, v in defaults.items() if k in PROTOCOL_KEYS},
                     **{k: v for k, v in table.items() if k not in ("name", "kind", "quick")}}
