@@ -173,7 +173,8 @@ def _replicas(trial: FrozenTrial) -> Optional[np.ndarray]:
 
 def _replica_means(trial: FrozenTrial) -> list[float]:
     replicas = _replicas(trial)
-    return [] if replicas is None else list(replicas.mean(axis=1))
+    means = [] if replicas is None else replicas.mean(axis=1)
+    return [float(m) for m in means if not np.isnan(m)]
 
 
 def _ours(trial: FrozenTrial, stage: Stage, metric: str, draws: int) -> dict[str, Any]:
