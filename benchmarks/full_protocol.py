@@ -89,7 +89,7 @@ def summarise(study: optuna.Study) -> dict:
             "counts": state_counts(study),
             "trained": points[-1][0] if points else 0,
             "seconds": points[-1][1] if points else 0.0,
-            "active": active_seconds(trials), "best": best_trial(study),
+            "active": active_seconds(trials), "best": best_trial(study), "trials": trials,
             "full_budget_keys": {config_key_of(t) for t in trials
                                  if t.state == TrialState.COMPLETE},
             "devices": sorted({t.user_attrs["device"] for t in trials
@@ -100,6 +100,44 @@ def grid_scores(trials: list[optuna.trial.FrozenTrial]) -> dict[str, Optional[fl
     """The exhaustive grid's value of every configuration it trained (``None``: failed)."""
     return {config_key_of(t): t.value for t in trials
             if t.state in (TrialState.COMPLETE, TrialState.FAIL) and "config_key" in t.user_attrs}
+
+
+def agreement(trials: list[optuna.trial.FrozenTrial],
+              scores: dict[str, Optional[float]]) -> tuple[int, int]:
+    """How many of a study's own full-budget trainings of a configuration the grid also
+    trained score exactly the grid's value, out of how many (reused results left out)."""
+    same = compared = 0
+    for trial in trials:
+        if trial.state != TrialState.COMPLETE or "reused_from" in trial.user_attrs:
+            continue
+        grid = scores.get(config_key_of(trial))
+        if grid is None:
+            continue
+        compared += 1
+        same += abs(grid - trial.value) < 1e-9
+    return same, compared
+
+
+def _judged(rows: list[dict], scores: Optional[dict[str, Optional[float]]]) -> str:
+    """Why a choice is judged by the grid's score of it, and whether the studies agree."""
+    if scores is None:
+        return ("A configuration scores the same in every study run with the same number of "
+                "torch threads (docs/scaling.md).")
+    same = compared = 0
+    for row in rows:
+        s, c = agreement(row["trials"], scores)
+        same, compared = same + s, compared + c
+    judged = ("Each study's choice is judged by the exhaustive grid's own score of that "
+              "configuration (one set of measurements) and its rank among the grid's "
+              f"{sum(v is not None for v in scores.values()):,} trained configurations. ")
+    if compared and same == compared:
+        return judged + (f"Here that changes nothing: all {compared:,} of the studies' own "
+                         "full-budget trainings of a configuration the grid trained score "
+                         "exactly the grid's value (same data, folds, seed and torch threads).")
+    return judged + (f"Of the studies' {compared:,} full-budget trainings of a configuration "
+                     f"the grid trained, {same:,} score exactly the grid's value: another "
+                     "torch thread count changes a training's rounding and so its score, as "
+                     "a new seed would (docs/scaling.md).")
 
 
 def near_best(scores: dict[str, Optional[float]], best: float, slack: float) -> set[str]:
@@ -156,15 +194,7 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
         target, target_name = top["best"], f"the best any of these studies found (`{top['study']}`)"
     else:
         target, target_name = None, None
-    judged = ("Each study's choice is judged by the exhaustive grid's own score of that "
-              "configuration (one set of measurements) and its rank among the grid's "
-              f"{sum(v is not None for v in scores.values()):,} trained configurations: "
-              "another torch thread count changes a training's rounding and so its score, "
-              "as a new seed would (docs/scaling.md), and the studies were not all run "
-              "with the same one."
-              if scores is not None else
-              "A configuration scores the same in every study run with the same number of "
-              "torch threads (docs/scaling.md).")
+    judged = _judged(rows, scores)
     lines = [
         "# Report 002's searches at its full protocol",
         "",
@@ -216,7 +246,8 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
             close = len(near_best(scores, target.value, 0.001))
             near = len(near_best(scores, target.value, 0.005))
             std = 100 * (target.user_attrs.get("accuracy_std") or 0.0)
-            lines.append(f"{close} of the grid's configurations lie within 0.1 points of its "
+            lines.append(f"{close} of the grid's configurations "
+                         f"{'lies' if close == 1 else 'lie'} within 0.1 points of its "
                          f"best and {near} within 0.5 points, while the best's fold-to-fold "
                          f"std is {std:.1f} points: the top of this space is a plateau, and "
                          "which of its cells comes first is chance.")
