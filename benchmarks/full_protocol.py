@@ -235,8 +235,12 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
     lines.append("")
     if target is not None:
         lines += _strategy_table(rows, target, scores)
+        cost = ""
+        if reference is not None and reference["best"] is not None:
+            cost = (f"; {reference['trained']:,} trainings, {_minutes(reference['seconds'])} "
+                    f"in trials, {_minutes(reference['active'])} of active wall time")
         lines.append(f"Reference: {target_name}: {_config(target)}, "
-                     f"{100 * target.value:.2f}% 3-fold CV.")
+                     f"{100 * target.value:.2f}% 3-fold CV{cost}.")
         if reference is None or reference["best"] is None:
             lines.append("The exhaustive full-protocol grid (`pairsearch run report002`, its "
                          "`grid` stage) has not been run to the end yet, so no study here can be "
