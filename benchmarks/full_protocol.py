@@ -183,7 +183,33 @@ def _strategy_table(rows: list[dict], target, scores) -> list[str]:
     return lines + [""]
 
 
-def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
+def retest_lines(studies: list[str], retests: dict[str, Optional[dict]]) -> list[str]:
+    """One row per study retested (``pairsearch retest --study S`` stores ``S-retest``): the
+    configuration 10-fold CV chose among the study's best, and its one test score."""
+    lines = ["| study | retest | chosen by K-fold CV on the training pairs | K-fold CV % "
+             "| test accuracy % (trainings × draws) |", "|---|---|---|---|---|"]
+    for name in studies:
+        chosen = retests.get(name)
+        if not chosen:
+            continue
+        protocol = chosen["test_protocol"]
+        params = ", ".join(f"{k} {v}" for k, v in sorted(chosen["params"].items()))
+        lines.append(f"| `{name}` | `{name}-retest` | {params} | "
+                     f"{100 * chosen['cv_accuracy']:.2f} ({protocol['folds']}-fold) | "
+                     f"{100 * chosen['test_accuracy_mean']:.2f} ± "
+                     f"{100 * chosen['test_accuracy_std']:.2f} ({protocol['repeats']} × "
+                     f"{protocol['draws']}) |")
+    if len(lines) == 2:
+        return []
+    return ["The retests (`pairsearch retest --study S --top 3`; for the grid and the "
+            "genetic algorithm, `pairsearch run report002`'s retest stages): each study's best "
+            "configurations re-run with 10-fold CV on the training pairs, and the one CV "
+            "chose scored once on the test pairs. The test scores do not choose; they say "
+            "what each study's choice is worth.", ""] + lines + [""]
+
+
+def render(rows: list[dict], reference: Optional[dict], command: str,
+           retests: Optional[dict[str, Optional[dict]]] = None) -> str:
     found = [r for r in rows if r["best"] is not None]
     scores = None
     if reference is not None and reference["best"] is not None:
@@ -274,6 +300,8 @@ def render(rows: list[dict], reference: Optional[dict], command: str) -> str:
                              f"best, {len(top & row['full_budget_keys'])} are among "
                              f"`{row['study']}`'s full-budget survivors.")
     lines.append("")
+    studies = ([reference["study"]] if reference is not None else []) + [r["study"] for r in rows]
+    lines += retest_lines(studies, retests or {})
     return "\n".join(lines)
 
 
@@ -305,7 +333,10 @@ def main() -> None:
                   "not the reference yet")
     command = "python benchmarks/full_protocol.py --storage " + args.storage + (
         f" --out {args.out}" if args.out else "")
-    page = render(rows, reference, command)
+    retests = {name: optuna.load_study(study_name=f"{name}-retest", storage=storage)
+               .user_attrs.get("chosen")
+               for name in [args.reference, *wanted] if f"{name}-retest" in names}
+    page = render(rows, reference, command, retests)
     if args.out:
         Path(args.out).write_text(page)
         print(f"written: {args.out}")

@@ -45,3 +45,16 @@ def test_the_page_says_whether_the_studies_reproduce_the_grids_scores():
     differ = fp._judged([{"trials": [_trial("a", 0.95), _trial("b", 0.91)]}], scores)
     assert "Of the studies' 2 full-budget trainings" in differ and ", 1 score exactly" in differ
     assert "thread count" in differ and "thread count" not in agree
+
+
+def test_retests_list_each_retested_studys_cv_choice_and_its_one_test_score():
+    fp = _script()
+    chosen = {"params": {"model": "naive", "lr": 0.01}, "cv_accuracy": 0.949,
+              "test_accuracy_mean": 0.959, "test_accuracy_std": 0.0058,
+              "test_protocol": {"kind": "test", "folds": 10, "repeats": 10, "draws": 3}}
+    lines = fp.retest_lines(["report002-grid", "report002-tpe"],
+                            {"report002-tpe": chosen, "report002-grid": None})
+    rows = [line for line in lines if line.startswith("| `")]
+    assert rows == ["| `report002-tpe` | `report002-tpe-retest` | lr 0.01, model naive | "
+                    "94.90 (10-fold) | 95.90 ± 0.58 (10 × 3) |"]
+    assert fp.retest_lines(["report002-grid"], {}) == []  # nothing retested: no table
