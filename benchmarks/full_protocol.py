@@ -17,7 +17,10 @@ exhaustive grid's study; until it exists, the best any study found stands in for
 the page says so. By default the studies are every ``report002-STRATEGY`` and
 ``report002-STRATEGY-sN`` in the storage (STRATEGY: halving, tpe, tpe-hyperband, genetic,
 genetic-halving; ``-sN`` a run with ``--strategy-seed N``), and a second table gives each
-strategy's runs: how many reach the reference, and the median time.
+strategy's runs: how many reach the reference, and the median time. The page counts how many
+of the studies' full-budget trainings score exactly the grid's value. A third table lists the
+studies retested with ``pairsearch retest`` (stored as ``S-retest``): the configuration
+10-fold CV chose and its one test score. ``benchmarks/full_protocol_runs.sh`` runs the studies.
 """
 
 from __future__ import annotations
