@@ -329,8 +329,8 @@ def main() -> None:
         grid = optuna.load_study(study_name=args.reference, storage=storage)
         partial = unfinished_cells(grid)
         if partial is None:  # a grid is the reference only once every cell is in
-            trials = grid.get_trials(deepcopy=False)
-            reference = {**summarise(grid), "scores": grid_scores(trials), "trials": trials}
+            summary = summarise(grid)
+            reference = {**summary, "scores": grid_scores(summary["trials"])}
         else:
             print(f"{args.reference}: {partial[0]} of {partial[1]} cells so far; "
                   "not the reference yet")
