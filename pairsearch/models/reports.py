@@ -19,6 +19,7 @@ from typing import Literal
 import torch
 from torch import nn
 
+from pairsearch.errors import PairsearchError
 from pairsearch.models.blocks import (
     DIGIT_PIXELS,
     NUM_CLASSES,
@@ -266,11 +267,16 @@ for _builder in (r000_ws, r000_aux2, r000_ws_aux):
 # Report 001: ReLU and SGD by default, BatchNorm.
 
 
-def _r001_cnn(in_channels: int, out: int, act: str, batchnorm: bool) -> nn.Sequential:
-    """Two 3×3 convolutions, each with max-pooling, then the FNN's hidden layer (128)."""
+def _r001_cnn(in_channels: int, out: int, act: str, batchnorm: bool,
+              channels: tuple[int, ...] = (16, 32), hidden: int = 128) -> nn.Sequential:
+    """Two 3×3 convolutions, each with max-pooling, then one hidden layer (by default 16 and
+    32 channels, 128 units)."""
+    if len(channels) != 2:
+        raise PairsearchError(f"bad value {channels!r} for option 'channels' of report 001's "
+                              "CNN: needs exactly 2 widths (it has 2 convolutions)")
     layers: list[nn.Module] = []
     width = in_channels
-    for index, size in enumerate((16, 32)):
+    for index, size in enumerate(channels):
         conv = PatchConv2d if index == 0 else nn.Conv2d
         layers.append(conv(width, size, 3))
         if batchnorm:
@@ -279,7 +285,7 @@ def _r001_cnn(in_channels: int, out: int, act: str, batchnorm: bool) -> nn.Seque
         width = size
     features = ConvStack(*layers, float_output=False)
     shape = output_shape(features, (in_channels, 14, 14))
-    return nn.Sequential(features, mlp(shape, [128], out, act, batchnorm))
+    return nn.Sequential(features, mlp(shape, [hidden], out, act, batchnorm))
 
 
 _R001_CNN = """
@@ -288,19 +294,22 @@ _R001_CNN = """
     convolutional layers with max pooling, before the fully connected layers, this model is
     similar and inspired by "LeNet" model." The report gives no kernel sizes or widths:
     3×3 convolutions of 16 and 32 channels, each followed by max-pooling, then the FNN's
-    hidden layer of 128 (14 → 12 → 6 → 4 → 2: a 32×2×2 map).
+    hidden layer of 128 (14 → 12 → 6 → 4 → 2: a 32×2×2 map). ``channels`` and ``hidden``
+    set those unstated widths (an ablation halves and doubles them).
 """
 
 
 @register_model(digit_heads=False)
-def r001_cnn(*, activation: Activation = "relu", batchnorm: bool = True) -> nn.Module:
+def r001_cnn(*, activation: Activation = "relu", batchnorm: bool = True,
+             channels: tuple[int, ...] = (16, 32), hidden: int = 128) -> nn.Module:
     """Report 001's CNN + BN on the 2-channel pair."""
-    return FlatNet(nn.Identity(), _r001_cnn(2, 2, activation, batchnorm))
+    return FlatNet(nn.Identity(), _r001_cnn(2, 2, activation, batchnorm, channels, hidden))
 
 
-def _r001_two_branch(shared: bool, act: str, batchnorm: bool, head: str) -> TwoBranchNet:
-    return TwoBranchNet(lambda: _r001_cnn(1, NUM_CLASSES, act, batchnorm), shared, True, head,
-                        64, act)
+def _r001_two_branch(shared: bool, act: str, batchnorm: bool, head: str,
+                     channels: tuple[int, ...], hidden: int) -> TwoBranchNet:
+    return TwoBranchNet(lambda: _r001_cnn(1, NUM_CLASSES, act, batchnorm, channels, hidden),
+                        shared, True, head, 64, act)
 
 
 _R001_AUX = """
@@ -320,18 +329,20 @@ _R001_AUX = """
 @register_model(digit_heads=True)
 def r001_cnn_aux(*, activation: Activation = "relu", batchnorm: bool = True,
                  head: Literal["logits_linear", "probs_mlp", "act_linear"] =
-                     "logits_linear") -> nn.Module:
+                     "logits_linear", channels: tuple[int, ...] = (16, 32),
+                 hidden: int = 128) -> nn.Module:
     """Report 001's CNN_AUX: each digit its own CNN + BN, compared in the last layer."""
-    return _r001_two_branch(False, activation, batchnorm, head)
+    return _r001_two_branch(False, activation, batchnorm, head, channels, hidden)
 
 
 @register_model(digit_heads=True)
 def r001_siamese_aux(*, activation: Activation = "relu", batchnorm: bool = True,
                      head: Literal["logits_linear", "probs_mlp", "act_linear"] =
-                     "logits_linear") -> nn.Module:
+                     "logits_linear", channels: tuple[int, ...] = (16, 32),
+                     hidden: int = 128) -> nn.Module:
     """Report 001's SIAMESE_CNN_AUX: "reusing the same convolutions and layers for the two
     digits (otherwise it is very similar to the "CNN_AUX" model)"."""
-    return _r001_two_branch(True, activation, batchnorm, head)
+    return _r001_two_branch(True, activation, batchnorm, head, channels, hidden)
 
 
 for _builder in (r001_cnn, r001_cnn_aux, r001_siamese_aux):

@@ -404,8 +404,9 @@ def deep_aux(*, base_channels: int = 4, head_hidden: int = 64, head: Head = "pro
     channels. In the middle, we also added batch normalisation to make the architecture
     more stable and dropout to reduce overfitting. We also use ReLU between layers and keep
     using dropout between the last three convolutional layers." Its head is ours by default
-    (``head=logits_linear`` is report 004's, as in ``r004_deep``); use ``lambda=0.8`` for
-    report 004's loss weights [0.8, 0.8, 1].
+    (``head=logits_linear`` is report 004's, with which ``pairsearch run report004`` builds
+    it); use ``lambda=0.8`` for report 004's loss weights [0.8, 0.8, 1]. The first width is
+    not given: ``base_channels`` (4: 4 to 128 channels).
     """
     return TwoBranchNet(lambda: _deep_branch(base_channels, activation, dropout), True, True,
                         head, head_hidden, activation)

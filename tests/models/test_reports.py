@@ -197,3 +197,36 @@ def test_report_001_act_linear_puts_the_activation_before_the_last_layer(activat
     assert type(act).__name__.lower().replace("_", "") == activation.replace("_", "")
     assert isinstance(linear, nn.Linear) and linear.in_features == 20
     assert count_parameters(model) == count_parameters(reference)
+
+
+@pytest.mark.parametrize("channels, hidden", [("8,16", 64), ("16,32", 128), ("32,64", 256)])
+def test_report_001_widths_set_the_convolutions_and_the_hidden_layer(channels, hidden):
+    model = create_model("r001_siamese_aux", channels=channels, hidden=hidden)
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    linears = [m for m in model.modules() if isinstance(m, (nn.Linear, MapLinear))]
+    first, second = (int(width) for width in channels.split(","))
+    assert [conv.out_channels for conv in convs] == [first, second]
+    # Shared branch: its hidden layer, its 10 digit outputs; then Linear(20, 2).
+    assert [layer.out_features for layer in linears] == [hidden, 10, 2]
+    # 14 → 12 → 6 → 4 → 2: each digit's map into the hidden layer is second × 2 × 2.
+    expected = (1 * 9 * first + first + 2 * first + first * 9 * second + second + 2 * second
+                + second * 4 * hidden + hidden + 2 * hidden + hidden * 10 + 10 + 20 * 2 + 2)
+    assert count_parameters(model) == expected
+
+
+def test_report_001_default_widths_are_the_documented_ones():
+    default = create_model("r001_siamese_aux")
+    explicit = create_model("r001_siamese_aux", channels="16,32", hidden=128)
+    assert count_parameters(default) == count_parameters(explicit) == 22_996
+
+
+def test_report_001_cnn_refuses_a_third_width():
+    with pytest.raises(PairsearchError, match="channels.*exactly 2"):
+        create_model("r001_cnn", channels="8,16,32")
+
+
+@pytest.mark.parametrize("base", [2, 4, 8])
+def test_deep_siamese_cnn_doubles_its_first_width_six_times(base):
+    model = create_model("deep_aux", base_channels=base, head="logits_linear")
+    convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+    assert [conv.out_channels for conv in convs] == [base * 2 ** i for i in range(6)]
