@@ -39,7 +39,7 @@ def main() -> None:
     args = parser.parse_args()
     device = resolve_device(args.device)
     draws = generate_draws(load_pools(args.data), 1000, 1000, args.seed, args.draws)
-    data = draws if args.draws > 1 else draws[0]
+    protocol = Protocol("test", repeats=args.runs, draws=args.draws)
     settings = parse_settings(args.set)
     settings["epochs"] = str(args.epochs)
     machine = platform.processor() or platform.machine()
@@ -54,8 +54,7 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     for name in args.models.split(","):
         config = Config.from_settings(name, settings)
-        protocol = Protocol("test", repeats=args.runs, draws=args.draws)
-        result = evaluate(config, data, protocol, args.seed, device, precision=args.precision)
+        result = evaluate(config, draws, protocol, args.seed, device, precision=args.precision)
         report = result.to_dict()
         if result.failed:
             print(f"| {name} | failed: {result.failed} | | | | | |")

@@ -92,8 +92,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     draws = generate_draws(load_pools(args.data), args.train_pairs, args.test_pairs, args.seed,
                            args.draws, args.inputs)
-    result = evaluate(config, draws if args.draws > 1 else draws[0], protocol, args.seed,
-                      device, engine=args.engine, precision=args.precision)
+    result = evaluate(config, draws, protocol, args.seed, device, engine=args.engine,
+                      precision=args.precision)
     report = result.to_dict()
     if args.json:
         print(json.dumps(report))
