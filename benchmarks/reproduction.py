@@ -5,10 +5,11 @@ Usage:
         [--out docs/reproduction.md] [--prefix-of NAME=PREFIX]... [--only NAME]...
 
 Reads the studies of every shipped experiment (those not run show as "not run"), trains
-nothing, and writes one section per report: the faithful rows (``pairsearch run reportNNN
---table``) with the improved companion's figure for the same row beside them, each
-experiment's time in trials and devices, and the best configuration found with its
-selection path. Every figure on the page comes from this command.
+nothing, and writes an at-a-glance table (each report's faithful rows, how many lie within
+2σ of its figures, and what the ablations found for the others) and one section per report:
+the faithful rows (``pairsearch run reportNNN --table``) with the improved companion's
+figure for the same row beside them, each experiment's time in trials and devices, and the
+best configuration found with its selection path. Every figure on the page comes from this command.
 
 ``--only NAME`` (a report or ``best``; repeatable) rewrites those sections and keeps the
 others as the page has them, so a storage that holds some experiments' studies (a new
@@ -95,7 +96,9 @@ def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> l
             lines.append(f"| {stage.name} | – | – | (see its study "
                          f"`{stage_study_name(experiment, stage)}`) | | | | | |"
                          + (" |" if digits else ""))
-    lines += _gaps(gap_summary(rows, companion_rows))
+    compared = sum(not row["ablates"] and row["verdict"] in ("within", "above", "below")
+                   for row in rows)
+    lines += _gaps(gap_summary(rows, companion_rows), compared)
     # A retest's chosen configuration is the experiment's answer; the report has no row for it.
     names = {s.study_name for s in storage.get_all_studies()}
     retests = _chosen(experiment, storage, names)
@@ -112,10 +115,14 @@ def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> l
     return lines
 
 
-def _gaps(gaps: list[dict]) -> list[str]:
-    """The faithful rows outside 2σ and what their ablations measured."""
+def _gaps(gaps: list[dict], compared: int) -> list[str]:
+    """The faithful rows outside 2σ (of ``compared`` run beside a report figure) and what
+    their ablations measured; its last line is the one ``_glance`` reads back."""
+    if not compared:
+        return ["", "No faithful row has been run yet."]
     if not gaps:
-        return ["", "Every faithful row is within 2σ of its report."]
+        return ["", f"0 of {compared} faithful rows outside 2σ: every one is within 2σ of "
+                "its report."]
     lines = ["", "Faithful rows outside 2σ and their ablations (status from the measured "
              "verdicts: *within*, an ablation lands within 2σ of the report; *bracketed*, one "
              "lands on the other side of it, so the report lies between two readings; "
@@ -136,10 +143,40 @@ def _gaps(gaps: list[dict]) -> list[str]:
                                                                 "contradicted", "unexplained")}
     contradicted = (f"{counts['contradicted']} contradicted by the report's own retest, "
                     if counts["contradicted"] else "")
-    rows = f"{len(gaps)} row" + ("" if len(gaps) == 1 else "s")
-    return lines + ["", f"{rows} outside 2σ: {counts['within']} within under an ablation, "
+    return lines + ["", f"{len(gaps)} of {compared} faithful row{'' if compared == 1 else 's'} "
+                    "outside 2σ: "
+                    f"{counts['within']} within under an ablation, "
                     f"{counts['bracketed']} bracketed, {contradicted}"
                     f"{counts['unexplained']} unexplained."]
+
+
+_SUMMARY = re.compile(r"(\d+) of (\d+) faithful rows? outside 2σ: (?:(\d+) within under an "
+                      r"ablation, (\d+) bracketed, (?:(\d+) contradicted by the report's own "
+                      r"retest, )?(\d+) unexplained)?")
+
+
+def _glance(sections: dict[str, list[str]]) -> list[str]:
+    """One row per report, read back from each section's summary line (kept sections
+    included), and the totals."""
+    lines = ["## At a glance", "",
+             "Faithful rows run beside a report figure; those outside 2σ, by what their "
+             "ablations found (each report's section lists them).", "",
+             "| report | faithful rows | within 2σ as written | outside 2σ | within under an "
+             "ablation | bracketed | contradicted | unexplained |",
+             "|---|---|---|---|---|---|---|---|"]
+    totals = [0] * 7
+    for name in REPORTS:
+        found = [m for m in map(_SUMMARY.match, sections[name]) if m]
+        if not found:  # not run, or a kept section written before this summary existed
+            lines.append(f"| {name} | – | | | | | | |")
+            continue
+        outside, compared, within, bracketed, contradicted, unexplained = (
+            int(value or 0) for value in found[-1].groups())
+        counts = [compared, compared - outside, outside, within, bracketed, contradicted,
+                  unexplained]
+        totals = [a + b for a, b in zip(totals, counts)]
+        lines.append(f"| {name} | " + " | ".join(map(str, counts)) + " |")
+    return lines + ["| all | " + " | ".join(f"**{value}**" for value in totals) + " |", ""]
 
 
 def _retests(experiment, storage, names: set[str]) -> list[tuple[Any, Optional[dict]]]:
@@ -253,13 +290,17 @@ def main() -> None:
              "probability head, or CV selection for report 003). Accuracies in %, mean ± std "
              "over all trainings (runs × draws of the pairs). Verdict: within when the "
              "difference is at most twice the larger run-to-run std.", ""]
+    sections = {}
     for name in SECTIONS:
         if args.only and name not in args.only:
-            lines += kept[name]
+            sections[name] = kept[name]
         elif name == "best":
-            lines += _best(storage, prefixes, provenance)
+            sections[name] = _best(storage, prefixes, provenance)
         else:
-            lines += _section(name, storage, prefixes, provenance)
+            sections[name] = _section(name, storage, prefixes, provenance)
+    lines += _glance(sections)
+    for name in SECTIONS:
+        lines += sections[name]
     with open(args.out, "w") as handle:
         handle.write("\n".join(lines))
     print(f"written: {args.out}")

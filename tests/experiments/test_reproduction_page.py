@@ -83,3 +83,29 @@ def test_best_found_is_the_highest_cv_among_every_experiments_choice_never_the_t
     report002 = page.read_text().split("## report002:")[1].split("## report003:")[0]
     assert "`grid-retest`: chosen by 10-fold CV (0.9400)" in report002
     assert "**99.00 ± 1.00%**" in report002 and "`genetic-retest`: not chosen yet." in report002
+
+
+def test_at_a_glance_reads_every_sections_summary_kept_or_rewritten(tmp_path):
+    page = tmp_path / "reproduction.md"
+    sections = _page(page, NAMES)
+    summaries = {
+        "report000": "2 of 10 faithful rows outside 2σ: 1 within under an ablation, "
+                     "0 bracketed, 1 unexplained.",
+        "report002": "0 of 4 faithful rows outside 2σ: every one is within 2σ of its report.",
+        "report003": "3 of 3 faithful rows outside 2σ: 0 within under an ablation, "
+                     "1 bracketed, 2 contradicted by the report's own retest, 0 unexplained.",
+        "report004": "1 of 1 faithful row outside 2σ: 0 within under an ablation, "
+                     "1 bracketed, 0 unexplained.",
+    }
+    page.write_text("\n".join(section + (f"\n{summaries[name]}\n" if name in summaries else "")
+                              for name, section in sections.items()))
+    result = _run(tmp_path, page, "report001")  # rewritten from a storage that ran nothing
+    assert result.returncode == 0, result.stderr
+    glance = page.read_text().split("## At a glance")[1].split("## report000")[0]
+    assert "| report000 | 10 | 8 | 2 | 1 | 0 | 0 | 1 |" in glance
+    assert "| report001 | – |" in glance  # not run
+    assert "| report002 | 4 | 4 | 0 | 0 | 0 | 0 | 0 |" in glance
+    assert "| report003 | 3 | 0 | 3 | 0 | 1 | 2 | 0 |" in glance
+    assert "| report004 | 1 | 0 | 1 | 0 | 1 | 0 | 0 |" in glance
+    assert ("| all | **18** | **12** | **6** | **1** | **2** | **2** | **1** |") in glance
+    assert page.read_text().count("## At a glance") == 1
