@@ -340,8 +340,11 @@ def r001_siamese_aux(*, activation: Activation = "relu", batchnorm: bool = True,
                      head: Literal["logits_linear", "probs_mlp", "act_linear"] =
                      "logits_linear", channels: tuple[int, ...] = (16, 32),
                      hidden: int = 128) -> nn.Module:
-    """Report 001's SIAMESE_CNN_AUX: "reusing the same convolutions and layers for the two
-    digits (otherwise it is very similar to the "CNN_AUX" model)"."""
+    """Report 001's SIAMESE_CNN_AUX: CNN_AUX with one CNN + BN shared by both digits.
+
+    "reusing the same convolutions and layers for the two digits (otherwise it is very
+    similar to the "CNN_AUX" model)".
+    """
     return _r001_two_branch(True, activation, batchnorm, head, channels, hidden)
 
 

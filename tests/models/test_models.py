@@ -110,3 +110,9 @@ def test_cnn_aux1_has_intermediate_output():
 def test_bad_model_options(name, options, message):
     with pytest.raises(PairsearchError, match=message):
         create_model(name, **options)
+
+
+def test_every_summary_is_a_whole_sentence():
+    # `pairsearch models` prints each summary alone: a sentence, not a quote cut mid-line.
+    cut = [name for name in list_models() if not model_entry(name).summary.endswith((".", ")"))]
+    assert not cut, cut
