@@ -31,6 +31,7 @@ import optuna
 import torch
 
 from pairsearch.experiments import (
+    compares_faithfully,
     evidence_note,
     experiment_times,
     gap_summary,
@@ -96,9 +97,7 @@ def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> l
             lines.append(f"| {stage.name} | – | – | (see its study "
                          f"`{stage_study_name(experiment, stage)}`) | | | | | |"
                          + (" |" if digits else ""))
-    compared = sum(not row["ablates"] and row["verdict"] in ("within", "above", "below")
-                   for row in rows)
-    lines += _gaps(gap_summary(rows, companion_rows), compared)
+    lines += _gaps(gap_summary(rows, companion_rows), sum(map(compares_faithfully, rows)))
     # A retest's chosen configuration is the experiment's answer; the report has no row for it.
     names = {s.study_name for s in storage.get_all_studies()}
     retests = _chosen(experiment, storage, names)

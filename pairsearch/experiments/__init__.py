@@ -20,6 +20,7 @@ from pairsearch.experiments.schema import (
     load_experiment,
 )
 from pairsearch.experiments.tables import (
+    compares_faithfully,
     evidence_note,
     experiment_times,
     gap_summary,
@@ -27,7 +28,7 @@ from pairsearch.experiments.tables import (
     reproduction_table,
 )
 
-__all__ = ["KINDS", "Experiment", "RunOptions", "Stage", "describe", "evidence_note",
-           "experiment_from_dict", "experiment_times", "gap_summary", "list_experiments",
-           "load_experiment", "reproduction_rows", "reproduction_table", "run_experiment",
-           "stage_space", "stage_study_name", "study_name", "write_experiment_report"]
+__all__ = ["KINDS", "Experiment", "RunOptions", "Stage", "compares_faithfully", "describe",
+           "evidence_note", "experiment_from_dict", "experiment_times", "gap_summary",
+           "list_experiments", "load_experiment", "reproduction_rows", "reproduction_table",
+           "run_experiment", "stage_space", "stage_study_name", "study_name", "write_experiment_report"]

@@ -83,6 +83,12 @@ def _match(study: optuna.Study, stage: Stage, row: str, metric: str = "accuracy"
     return next((t for t in complete if row_label(t.params) == row), None)
 
 
+def compares_faithfully(row: dict[str, Any]) -> bool:
+    """Whether a reproduction row is a faithful row (it ablates nothing) that was run beside
+    a report figure, so it has a verdict: the rows ``gap_summary`` judges."""
+    return not row["ablates"] and row["verdict"] in ("within", "above", "below")
+
+
 def faithful_key(row: dict[str, Any]) -> tuple[str, str]:
     """(stage, row) of the faithful row a reproduction row stands beside: its ``beside``
     ("STAGE/ROW") where it has one, else its own."""
@@ -256,7 +262,7 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
                                                 "retest": False})
     gaps = []
     for row in rows:
-        if row["ablates"] or row["verdict"] not in ("above", "below"):
+        if not compares_faithfully(row) or row["verdict"] == "within":
             continue
         gap = abs(row["mean"] - row["report_mean"])
         found = [{**e, "counts": _counts(e, row, gap)}
