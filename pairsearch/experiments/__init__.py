@@ -31,4 +31,5 @@ from pairsearch.experiments.tables import (
 __all__ = ["KINDS", "Experiment", "RunOptions", "Stage", "compares_faithfully", "describe",
            "evidence_note", "experiment_from_dict", "experiment_times", "gap_summary",
            "list_experiments", "load_experiment", "reproduction_rows", "reproduction_table",
-           "run_experiment", "stage_space", "stage_study_name", "study_name", "write_experiment_report"]
+           "run_experiment", "stage_space", "stage_study_name", "study_name",
+           "write_experiment_report"]
