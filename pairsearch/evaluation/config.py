@@ -39,6 +39,10 @@ class TrainConfig:
         epochs: Passes over the training pairs.
         weighting: Which term ``lambda`` weighs: ``digits`` (loss = comparison + λ ×
             digits) or ``comparison`` (report 003: loss = digits + λ × comparison).
+        scoring: The mode the trained network scores held-out pairs in: ``eval``
+            (dropout off, BatchNorm's running statistics) or ``train``, as if
+            ``model.eval()`` were never called (dropout masks drawn, BatchNorm on the
+            scored pairs' own statistics): an ablation of report figures, not a setting.
     """
 
     comparison_loss: LossName = "ce"
@@ -49,12 +53,17 @@ class TrainConfig:
     batch_size: int = 100
     epochs: int = 25
     weighting: Literal["digits", "comparison"] = "digits"
+    scoring: Literal["eval", "train"] = "eval"
 
     def loss_recipe(self, pair_loss: bool = True) -> LossRecipe:
         """The loss these options describe (``pair_loss=False``: no comparison term)."""
         return LossRecipe(self.comparison_loss if pair_loss else None, self.digit_loss,
                           self.lambda_, self.weighting)
 
+
+# Options added after studies were stored: left out of ``flat()`` at their default, so
+# the keys of configurations made before them stay the same.
+_OMITTED_AT_DEFAULT = {"weighting": "digits", "scoring": "eval"}
 
 _TRAIN_BOUNDS: dict[str, dict[str, Any]] = {
     "lambda": {"low": 0.0},
@@ -132,8 +141,9 @@ class Config:
     def flat(self) -> dict[str, Any]:
         """``{"model": ..., **model options, **training options}`` with user-facing keys."""
         train = {_KEY_ALIASES.get(k, k): v for k, v in asdict(self.train).items()}
-        if train["weighting"] == "digits":  # the default, left out: keys made before it stay
-            del train["weighting"]
+        for key, default in _OMITTED_AT_DEFAULT.items():
+            if train[key] == default:
+                del train[key]
         options = {k: list(v) if isinstance(v, tuple) else v for k, v in self.model_options.items()}
         return {"model": self.model, **options, **train}
 

@@ -449,8 +449,11 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
             if progress[member.config].finished:
                 continue
             run = runs[member.run]
-            score = score_model(model, run.held_out)
             fitted = accuracy_of(model, train_pairs.subset(run.train_index))
+            # Last: scoring in train mode moves BatchNorm's running statistics.
+            scoring = configs[member.config].train.scoring
+            score = score_model(model, run.held_out, scoring,
+                                torch.Generator(device=device).manual_seed(run.seed))
             progress[member.config].scores[member.run] = RunScore(
                 run.repeat, run.fold, run.seed, score.accuracy, score.f1, score.digit_accuracy,
                 loss, seconds, run.draw, fitted)

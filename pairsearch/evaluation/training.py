@@ -273,10 +273,14 @@ def _vmap_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: torch.Tensor) -> ModelOutput:
-    """The model's outputs in eval mode, in chunks."""
-    model.eval()
-    outputs = [model(inputs[i:i + _SCORE_CHUNK]) for i in range(0, len(inputs), _SCORE_CHUNK)]
+def predict(model: nn.Module, inputs: torch.Tensor, mode: str = "eval",
+            generator: Optional[torch.Generator] = None) -> ModelOutput:
+    """The model's outputs, in chunks, in eval mode (or ``mode="train"``: dropout masks
+    drawn from ``generator``, BatchNorm on each chunk's statistics)."""
+    model.train(mode == "train")
+    with random_stream(generator):
+        outputs = [model(inputs[i:i + _SCORE_CHUNK])
+                   for i in range(0, len(inputs), _SCORE_CHUNK)]
     digits = outputs[0].digit_a is not None
     return ModelOutput(
         torch.cat([o.pair for o in outputs]),
@@ -298,9 +302,11 @@ def f1_of(predicted: torch.Tensor, targets: torch.Tensor) -> float:
     return 2 * true_positive / denominator if denominator else 0.0
 
 
-def score_model(model: nn.Module, pairs: PairSet) -> Scores:
-    """Accuracy, F1 and digit accuracy of ``model`` on ``pairs``."""
-    output = predict(model, pairs.inputs)
+def score_model(model: nn.Module, pairs: PairSet, mode: str = "eval",
+                generator: Optional[torch.Generator] = None) -> Scores:
+    """Accuracy, F1 and digit accuracy of ``model`` on ``pairs``, scored in ``mode``
+    (see ``predict``; ``train`` mode updates BatchNorm's running statistics)."""
+    output = predict(model, pairs.inputs, mode, generator)
     predicted = output.pair.argmax(dim=1)
     accuracy = float((predicted == pairs.targets).float().mean())
     f1 = f1_of(predicted, pairs.targets)

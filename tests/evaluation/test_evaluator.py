@@ -226,3 +226,27 @@ def test_evaluate_leaves_the_global_random_state_alone(small_pairs):
     evaluate(Config.from_settings("siamese_aux", {"epochs": "1", "dropout": "0.2"}), small_pairs,
              Protocol("cv", folds=2), seed=3)
     assert torch.equal(torch.random.get_rng_state(), before)
+
+
+def test_scoring_in_train_mode_is_an_explicit_ablation(small_pairs):
+    """``scoring=train`` scores as if ``model.eval()`` were never called: the same trained
+    networks (equal losses), other scores where dropout is drawn, the same without it;
+    seeded, so it repeats; and at its default the option stays out of the stored key."""
+    def run(model: str, scoring: str, **options: str):
+        config = Config.from_settings(model, {"epochs": "6", "scoring": scoring, **options})
+        return evaluate(config, small_pairs, Protocol("test", repeats=3), seed=0)
+
+    dropped_eval = run("siamese_aux", "eval", dropout="0.5")
+    dropped_train = run("siamese_aux", "train", dropout="0.5")
+    assert [r.final_loss for r in dropped_eval.runs] == [r.final_loss for r in dropped_train.runs]
+    assert ([r.digit_accuracy for r in dropped_eval.runs]
+            != [r.digit_accuracy for r in dropped_train.runs])
+    assert run("siamese_aux", "train", dropout="0.5").accuracies == dropped_train.accuracies
+    # Only the held-out pairs are scored in train mode: the fit is read in eval mode.
+    assert ([r.train_accuracy for r in dropped_eval.runs]
+            == [r.train_accuracy for r in dropped_train.runs])
+    assert run("mlp", "eval").accuracies == run("mlp", "train").accuracies
+    assert "scoring" not in Config.from_settings("mlp").flat()
+    assert Config.from_settings("mlp", {"scoring": "train"}).flat()["scoring"] == "train"
+    with pytest.raises(PairsearchError, match="bad value 'test' for option 'scoring'"):
+        Config.from_settings("mlp", {"scoring": "test"})
