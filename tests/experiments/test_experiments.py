@@ -443,7 +443,8 @@ def test_table_command_on_a_quick_run(tmp_path):
                                                    "softmax-final-logits",
                                                    "rnn-hidden-weights", "softmax-activations",
                                                    "rnn-three-layers", "raw-inputs",
-                                                   "deep-widths-half", "deep-widths-double"}
+                                                   "deep-widths-half", "deep-widths-double",
+                                                   "train-mode-scoring"}
     for row in result["rows"]:
         assert {"row", "report_mean", "report_std", "mean", "std", "runs", "draws", "params",
                 "report_params", "verdict"} <= set(row)
