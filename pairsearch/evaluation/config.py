@@ -21,6 +21,8 @@ from pairsearch.options import Option, option_from_annotation
 
 # ``lambda`` is a Python keyword: the dataclass field is ``lambda_``, the user writes ``lambda``.
 _KEY_ALIASES = {"lambda_": "lambda"}
+
+ScoringMode = Literal["eval", "train"]
 _FIELD_NAMES = {v: k for k, v in _KEY_ALIASES.items()}
 
 
@@ -53,7 +55,7 @@ class TrainConfig:
     batch_size: int = 100
     epochs: int = 25
     weighting: Literal["digits", "comparison"] = "digits"
-    scoring: Literal["eval", "train"] = "eval"
+    scoring: ScoringMode = "eval"
 
     def loss_recipe(self, pair_loss: bool = True) -> LossRecipe:
         """The loss these options describe (``pair_loss=False``: no comparison term)."""

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from pairsearch.data import PairSet
-from pairsearch.evaluation.config import TrainConfig
+from pairsearch.evaluation.config import ScoringMode, TrainConfig
 from pairsearch.evaluation.losses import LossRecipe
 from pairsearch.evaluation.optimizers import make_optimizer
 from pairsearch.models import ModelOutput
@@ -273,7 +273,7 @@ def _vmap_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
 
 
 @torch.no_grad()
-def predict(model: nn.Module, inputs: torch.Tensor, mode: str = "eval",
+def predict(model: nn.Module, inputs: torch.Tensor, mode: ScoringMode = "eval",
             generator: Optional[torch.Generator] = None) -> ModelOutput:
     """The model's outputs, in chunks, in eval mode (or ``mode="train"``: dropout masks
     drawn from ``generator``, BatchNorm on each chunk's statistics)."""
@@ -302,7 +302,7 @@ def f1_of(predicted: torch.Tensor, targets: torch.Tensor) -> float:
     return 2 * true_positive / denominator if denominator else 0.0
 
 
-def score_model(model: nn.Module, pairs: PairSet, mode: str = "eval",
+def score_model(model: nn.Module, pairs: PairSet, mode: ScoringMode = "eval",
                 generator: Optional[torch.Generator] = None) -> Scores:
     """Accuracy, F1 and digit accuracy of ``model`` on ``pairs``, scored in ``mode``
     (see ``predict``; ``train`` mode updates BatchNorm's running statistics)."""
