@@ -21,9 +21,9 @@ from pairsearch.options import Option, option_from_annotation
 
 # ``lambda`` is a Python keyword: the dataclass field is ``lambda_``, the user writes ``lambda``.
 _KEY_ALIASES = {"lambda_": "lambda"}
+_FIELD_NAMES = {v: k for k, v in _KEY_ALIASES.items()}
 
 ScoringMode = Literal["eval", "train"]
-_FIELD_NAMES = {v: k for k, v in _KEY_ALIASES.items()}
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class TrainConfig:
         epochs: Passes over the training pairs.
         weighting: Which term ``lambda`` weighs: ``digits`` (loss = comparison + λ ×
             digits) or ``comparison`` (report 003: loss = digits + λ × comparison).
-        scoring: The mode the trained network scores held-out pairs in: ``eval``
+        scoring: The mode a trained network's final scores are taken in: ``eval``
             (dropout off, BatchNorm's running statistics) or ``train``, as if
             ``model.eval()`` were never called (dropout masks drawn, BatchNorm on the
             scored pairs' own statistics): an ablation of report figures, not a setting.
