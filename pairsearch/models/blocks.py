@@ -12,7 +12,7 @@ from torch import nn
 
 Activation = Literal["relu", "leaky_relu", "tanh", "sigmoid", "selu"]
 Branch = Literal["cnn", "mlp"]
-Head = Literal["probs_mlp", "logits_mlp", "logits_linear"]
+Head = Literal["probs_mlp", "logits_mlp", "logits_linear", "probs_linear"]
 
 _ACTIVATIONS = {
     "relu": nn.ReLU,
@@ -329,6 +329,18 @@ class ElmanRNN(nn.Module):
                 states.append(state)
             x = torch.stack(states, dim=-2)
         return x[..., -1, :]
+
+
+class DigitSoftmax(nn.Module):
+    """The softmax of each digit's outputs: a (B, 2·k) input read as two halves of k values.
+
+    What a comparison head that reads probabilities puts first: each half (one digit's
+    outputs) becomes a distribution of its own. No parameters.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Softmax over each half of the last dimension, the halves concatenated again."""
+        return torch.cat([half.softmax(dim=1) for half in x.chunk(2, dim=1)], dim=1)
 
 
 def split_pair(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

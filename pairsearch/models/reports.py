@@ -25,6 +25,7 @@ from pairsearch.models.blocks import (
     NUM_CLASSES,
     Activation,
     ConvStack,
+    DigitSoftmax,
     Dropout,
     ElmanRNN,
     MapLinear,
@@ -216,6 +217,18 @@ _R000_SECONDARY = """
     ``head=probs_mlp`` is our probability head.
 """
 
+_R000_PROBS_LINEAR = """
+
+    ``head=probs_linear`` reads section I.B, "We chose to have two dimensional output
+    activated by softmax ... In this way we see the outputs as probabilities", as holding
+    for each branch, which runs "through the same layers" as the model: the softmax of each
+    digit's 10 outputs, then one Linear(20, 2), no hidden layer. For model_1 it has the
+    text's own count, "(20'820 vs 337'216 parameters)": the branch's 20,778 and the
+    Linear(20, 2)'s 42 (the softmax has none).
+"""
+
+R000Head = Literal["logits_linear", "probs_mlp", "probs_linear"]
+
 
 @register_model(digit_heads=False)
 def r000_ws(*, size: Size = "model_1",
@@ -242,15 +255,15 @@ def r000_ws(*, size: Size = "model_1",
 
 
 @register_model(digit_heads=True)
-def r000_aux2(*, size: Size = "model_1", head: Literal["logits_linear", "probs_mlp"] =
-              "logits_linear", head_hidden: int = 64) -> nn.Module:
+def r000_aux2(*, size: Size = "model_1", head: R000Head = "logits_linear",
+              head_hidden: int = 64) -> nn.Module:
     """Report 000's model_1_AUX2 / model_2_AUX2: digit losses on two unshared branches."""
     return _r000_two_branch(size, False, True, head, head_hidden)
 
 
 @register_model(digit_heads=True)
-def r000_ws_aux(*, size: Size = "model_1", head: Literal["logits_linear", "probs_mlp"] =
-                "logits_linear", head_hidden: int = 64) -> nn.Module:
+def r000_ws_aux(*, size: Size = "model_1", head: R000Head = "logits_linear",
+                head_hidden: int = 64) -> nn.Module:
     """Report 000's model_1_ws_AUX2 / model_2_ws_AUX2: a shared branch with digit losses.
 
     "taking advantage of the availability of the classes of the two digits in each pair,
@@ -261,6 +274,8 @@ def r000_ws_aux(*, size: Size = "model_1", head: Literal["logits_linear", "probs
 
 for _builder in (r000_ws, r000_aux2, r000_ws_aux):
     _builder.__doc__ = (_builder.__doc__ or "") + _R000_SECONDARY
+for _builder in (r000_aux2, r000_ws_aux):
+    _builder.__doc__ = (_builder.__doc__ or "") + _R000_PROBS_LINEAR
 
 
 # --------------------------------------------------------------------------------------------
@@ -322,14 +337,18 @@ _R001_AUX = """
     triplet and simply summed them together" (use ``lambda=1``). The last layer is one
     Linear(20, 2) on the two digit outputs (``head=probs_mlp``: our probability head;
     ``head=act_linear``: the activation on the digit outputs before that layer, an
-    ablation, since the report does not say whether one sits there).
+    ablation, since the report does not say whether one sits there; ``head=probs_linear``:
+    each digit's softmax before that one layer, the other reading of what reaches "the last
+    layer", since the report does not say whether the digit outputs are logits or
+    probabilities there).
 """
+
+R001Head = Literal["logits_linear", "probs_mlp", "act_linear", "probs_linear"]
 
 
 @register_model(digit_heads=True)
 def r001_cnn_aux(*, activation: Activation = "relu", batchnorm: bool = True,
-                 head: Literal["logits_linear", "probs_mlp", "act_linear"] =
-                     "logits_linear", channels: tuple[int, ...] = (16, 32),
+                 head: R001Head = "logits_linear", channels: tuple[int, ...] = (16, 32),
                  hidden: int = 128) -> nn.Module:
     """Report 001's CNN_AUX: each digit its own CNN + BN, compared in the last layer."""
     return _r001_two_branch(False, activation, batchnorm, head, channels, hidden)
@@ -337,8 +356,7 @@ def r001_cnn_aux(*, activation: Activation = "relu", batchnorm: bool = True,
 
 @register_model(digit_heads=True)
 def r001_siamese_aux(*, activation: Activation = "relu", batchnorm: bool = True,
-                     head: Literal["logits_linear", "probs_mlp", "act_linear"] =
-                     "logits_linear", channels: tuple[int, ...] = (16, 32),
+                     head: R001Head = "logits_linear", channels: tuple[int, ...] = (16, 32),
                      hidden: int = 128) -> nn.Module:
     """Report 001's SIAMESE_CNN_AUX: CNN_AUX with one CNN + BN shared by both digits.
 
@@ -525,7 +543,8 @@ def r004_siamese_cnn(*, shared: bool = True,
 
 
 @register_model(digit_heads=True)
-def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp"] = "logits_linear",
+def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp", "probs_linear"] =
+                      "logits_linear",
                       activation: Literal["relu", "softmax"] = "relu") -> nn.Module:
     """Report 004's Siamese CNN 3: shared weights, max pooling, dropout, auxiliary losses.
 
@@ -541,6 +560,9 @@ def r004_siamese_cnn3(*, head: Literal["logits_linear", "probs_mlp"] = "logits_l
     RNN and softmax for final logits"; only the best model says "We also use ReLU between
     layers". ``activation=relu`` (default) reads softmax as the output's;
     ``activation=softmax`` puts a softmax over the channels after each convolution.
+    ``head=probs_linear`` reads it as the sub-parts' output activation: each part's 10
+    outputs through a softmax, then the one "linear layer that predicts the final binary
+    logits" (Linear(20, 2), no hidden layer).
     """
     return TwoBranchNet(lambda: _r004_cnn_branch(True, activation), True, True, head, 64,
                         "relu")
@@ -597,15 +619,8 @@ def r004_rnn(*, hidden: int = 64,
     elif head == "longer":
         layer = mlp(2 * NUM_CLASSES, [64, 32], 2, "relu")
     else:
-        layer = nn.Sequential(_Softmax(), mlp(2 * NUM_CLASSES, [64], 2, "relu"))
+        layer = nn.Sequential(DigitSoftmax(), mlp(2 * NUM_CLASSES, [64], 2, "relu"))
     return R004Rnn(hidden, layer, zero_recurrent=hidden_init == "weights", layers=layers)
-
-
-class _Softmax(nn.Module):
-    """The softmax of each digit's 10 logits, for a head that reads probabilities."""
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.cat([half.softmax(dim=1) for half in x.chunk(2, dim=1)], dim=1)
 
 
 __all__ = ["FeaturePairNet", "R000Aux1", "R004Rnn", "SigmoidPair"]

@@ -16,6 +16,7 @@ from pairsearch.models.blocks import (
     Activation,
     Branch,
     ConvStack,
+    DigitSoftmax,
     Dropout,
     ElmanRNN,
     Head,
@@ -132,6 +133,13 @@ class TwoBranchNet(nn.Module):
     - ``logits_mlp``: the same MLP on the raw outputs;
     - ``logits_linear``: one Linear(20, 2) on the concatenated outputs (reports 001 and 004
       compare the two digits "in the last layer");
+    - ``probs_linear``: the softmax of each output, then that one Linear(20, 2), no hidden
+      layer. Report 000, section I.B: "We chose to have two dimensional output activated by
+      softmax ... In this way we see the outputs as probabilities", and each digit "will
+      run through the same layers independently (a feature detector and a classifier)", so
+      each branch's 10 outputs reach the further layers as probabilities; with model_1's
+      branch it gives the text's own count for model_1 WS+AUX, "20'820 vs 337'216
+      parameters" (the softmax has none);
     - ``act_linear``: the network's activation on the concatenated outputs, then that
       Linear(20, 2), as when the activation sits between every pair of layers.
     """
@@ -162,9 +170,25 @@ class TwoBranchNet(nn.Module):
 
 def make_head(head: str, in_features: int, hidden: int, act: str) -> nn.Module:
     """The comparison head: an MLP with one hidden layer, or one linear layer (after the
-    activation, for ``act_linear``)."""
+    activation, for ``act_linear``; after each digit's softmax, for ``probs_linear``).
+
+    ``probs_mlp``'s softmax is applied by the network before its head (``_head_features``);
+    ``probs_linear`` carries its own (``DigitSoftmax``), so the head alone is the reading.
+
+    Args:
+        head: ``probs_mlp``, ``logits_mlp``, ``logits_linear``, ``probs_linear`` or
+            ``act_linear`` (see ``TwoBranchNet``).
+        in_features: The two branch outputs' width together (20 for two digits' logits).
+        hidden: The MLP's hidden width (MLP heads only).
+        act: The activation's name (MLP heads and ``act_linear``).
+
+    Returns:
+        The head, mapping the concatenated branch outputs to 2 pair logits.
+    """
     if head == "logits_linear":
         return nn.Linear(in_features, 2)
+    if head == "probs_linear":
+        return nn.Sequential(DigitSoftmax(), nn.Linear(in_features, 2))
     if head == "act_linear":
         return nn.Sequential(make_activation(act), nn.Linear(in_features, 2))
     return mlp(in_features, [hidden], 2, act)
@@ -198,8 +222,8 @@ _TWO_BRANCH_DOC = """
     Options: ``branch`` cnn (report 000 model_1 branch: Conv(1,16,2) → Conv(16,32,2)
     → MaxPool → Linear(1152,24) → 10) or mlp (196 → ``hidden`` → 10, reports 003/004);
     ``head`` probs_mlp (softmax of both branch outputs → Linear(20, ``head_hidden``) → act →
-    Linear(·, 2)), logits_mlp (the raw outputs into that MLP) or logits_linear (one
-    Linear(20, 2)).
+    Linear(·, 2)), logits_mlp (the raw outputs into that MLP), logits_linear (one
+    Linear(20, 2)) or probs_linear (softmax of both outputs → one Linear(20, 2)).
 """
 
 

@@ -230,3 +230,50 @@ def test_deep_siamese_cnn_doubles_its_first_width_six_times(base):
     model = create_model("deep_aux", base_channels=base, head="logits_linear")
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     assert [conv.out_channels for conv in convs] == [base * 2 ** i for i in range(6)]
+
+
+# Report 000's probability reading: "two dimensional output activated by softmax ... we see
+# the outputs as probabilities" (section I.B), each branch running "the same layers".
+PROBS_LINEAR_MODELS = [("r000_ws_aux", {"size": "model_1"}), ("r000_ws_aux", {"size": "model_2"}),
+                       ("r000_aux2", {"size": "model_1"}), ("r000_aux2", {"size": "model_2"}),
+                       ("r001_cnn_aux", {}), ("r001_siamese_aux", {}),
+                       ("r004_siamese_cnn3", {}), ("siamese_aux", {}), ("twin_aux", {})]
+
+
+@pytest.mark.parametrize("name, options", PROBS_LINEAR_MODELS)
+def test_probs_linear_is_each_digits_softmax_then_one_linear_layer(name, options):
+    model = create_model(name, head="probs_linear", **options).eval()
+    softmax, linear = list(model.head)  # exactly two layers: no hidden layer
+    assert type(softmax).__name__ == "DigitSoftmax" and count_parameters(softmax) == 0
+    assert type(linear) is nn.Linear and (linear.in_features, linear.out_features) == (20, 2)
+    x = torch.randn(5, 2, 14, 14)
+    out = model(x)
+    # The pair logits are that one layer applied to the two digits' probabilities.
+    probs = torch.cat([out.digit_a.softmax(dim=1), out.digit_b.softmax(dim=1)], dim=1)
+    torch.testing.assert_close(out.pair, linear(probs))
+    assert torch.allclose(probs.reshape(5, 2, 10).sum(dim=2), torch.ones(5, 2))
+    # The same network as the logits head but for the softmax: the same parameters.
+    logits = create_model(name, head="logits_linear", **options)
+    assert count_parameters(model) == count_parameters(logits)
+    assert [n for n, _ in model.named_parameters() if not n.startswith("head.")] == [
+        n for n, _ in logits.named_parameters() if not n.startswith("head.")]
+
+
+def test_probs_linear_model_1_ws_aux_has_the_texts_20820_parameters():
+    # "(20'820 vs 337'216 parameters)": model_1's layers on one channel ending in 10
+    # outputs (the shared branch), then Linear(20, 2); the softmax adds nothing.
+    model = create_model("r000_ws_aux", size="model_1", head="probs_linear")
+    branch = count_parameters(model.branch_a)
+    convs = (1 * 4 * 16 + 16) + (16 * 4 * 32 + 32)  # Conv(1,16,2), Conv(16,32,2)
+    classifier = (32 * 6 * 6 * 16 + 16) + (16 * 10 + 10)  # Linear(1152, 16), Linear(16, 10)
+    assert branch == convs + classifier
+    assert count_parameters(model) == branch + (20 * 2 + 2) == 20_820
+    assert model.branch_a is model.branch_b  # shared: counted once
+
+
+def test_probs_linear_leaves_every_default_head_as_it_was():
+    for name in ("r000_ws_aux", "r000_aux2", "r001_cnn_aux", "r001_siamese_aux",
+                 "r004_siamese_cnn3"):
+        assert type(create_model(name).head) is nn.Linear  # logits_linear, as stored studies
+    assert [type(m).__name__ for m in create_model("siamese_aux").head] == [
+        "Linear", "LeakyReLU", "Linear"]  # probs_mlp: its softmax before the head
