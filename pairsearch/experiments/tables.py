@@ -225,11 +225,16 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
                 ) -> list[dict[str, Any]]:
     """Each faithful row outside 2σ and what its ablations found, from measured verdicts.
 
-    A faithful row is a row that ablates nothing. Its evidence is every ablation row that
-    names it (``ablates``), the companion experiments' rows beside it, and the rows that
-    retest it (``retests``: the report's own second figure for the same configuration). An
-    ablation counts (``counts``) only if it was run and its 2σ band is narrower than the
-    gap it would explain (an ablation with a std of 16 points is "within" of anything).
+    A faithful row is a row that ablates nothing. Only readings of the report may explain
+    its gap: its evidence is every ablation row of the faithful experiment that names it
+    (``ablates``: another reading of the report's text, of its counts, of its stated
+    protocol, or an unstated setting varied both ways) and the rows that retest it
+    (``retests``: the report's own second figure for the same configuration). The
+    companion experiments' rows beside it (``companion_of``: our improved variants) show
+    what our choices do and explain nothing about the report: they stay in their own
+    column (``companions``) and never change a status, wherever they land. An ablation
+    counts (``counts``) only if it was run and its 2σ band is narrower than the gap it
+    would explain (an ablation with a std of 16 points is "within" of anything).
     Status: ``within`` when a counted ablation lands within 2σ of the report,
     ``bracketed`` when one lands on the other side of the report (the report lies between
     two readings of an unstated choice), ``contradicted`` when none does but the report's
@@ -241,12 +246,14 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
     Args:
         rows: An experiment's ``reproduction_rows``.
         companion_rows: Its companions' rows (improved variants), each with an
-            ``experiment`` key.
+            ``experiment`` key: listed beside each gap, never evidence.
 
     Returns:
         One dictionary per gap: ``stage``, ``row``, ``verdict``, ``report_mean``, ``mean``,
-        ``status`` and ``evidence`` (the rows that were run, each with ``source``, its
-        stage or the companion experiment's name, ``counts`` and ``retest``).
+        ``status``, ``evidence`` (the readings that were run, each with ``source``, its
+        stage, ``counts`` and ``retest``) and ``companions`` (the companion rows beside it
+        that were run, each with ``source``, the companion experiment's name; no
+        ``counts``: they do not bear on the status).
     """
     evidence: dict[str, list[dict[str, Any]]] = {}
     for row in rows:
@@ -256,10 +263,10 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
         if row.get("retests"):
             evidence.setdefault(row["retests"], []).append({**row, "source": row["stage"],
                                                             "retest": True})
-    for row in companion_rows:
+    companions: dict[str, list[dict[str, Any]]] = {}
+    for row in companion_rows:  # their own column: never evidence
         target = "/".join(faithful_key(row))
-        evidence.setdefault(target, []).append({**row, "source": row["experiment"],
-                                                "retest": False})
+        companions.setdefault(target, []).append({**row, "source": row["experiment"]})
     gaps = []
     for row in rows:
         if not compares_faithfully(row) or row["verdict"] == "within":
@@ -277,9 +284,11 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
             status = "contradicted"
         else:
             status = "unexplained"
+        beside = [c for c in companions.get(f"{row['stage']}/{row['row']}", [])
+                  if c["verdict"] in ("within", "above", "below")]
         gaps.append({"stage": row["stage"], "row": row["row"], "verdict": row["verdict"],
                      "report_mean": row["report_mean"], "mean": row["mean"], "status": status,
-                     "evidence": found})
+                     "evidence": found, "companions": beside})
     return gaps
 
 

@@ -96,15 +96,40 @@ def test_gap_summary_reads_each_gap_from_its_ablations_verdicts():
             _row("raw", "a", "within", ["models/a"]), _row("raw", "b", "below", ["models/b"]),
             _row("raw", "c2", "not run", ["models/c"]),
             _row("noisy", "c", "within", ["models/c"], std=6.0)]
-    companion = [_row("models", "b", "above", experiment="x-improved")]
-    gaps = {g["row"]: g for g in gap_summary(rows, companion)}
+    gaps = {g["row"]: g for g in gap_summary(rows)}
     assert set(gaps) == {"a", "b", "c"}  # d is within; ablation rows are not gaps
     assert gaps["a"]["status"] == "within"
-    assert gaps["b"]["status"] == "bracketed"  # an ablation below, the companion above
-    assert [e["source"] for e in gaps["b"]["evidence"]] == ["raw", "x-improved"]
+    assert gaps["b"]["status"] == "unexplained"  # its one ablation is below too
+    assert [e["source"] for e in gaps["b"]["evidence"]] == ["raw"]
     # Not run: no evidence; a 2σ band (12 points) wider than the gap (10): does not count.
     assert gaps["c"]["status"] == "unexplained"
     assert [(e["source"], e["counts"]) for e in gaps["c"]["evidence"]] == [("noisy", False)]
+
+
+def test_companion_rows_never_change_a_faithful_rows_status():
+    # Only readings of the report explain a gap. A faithful row below the report whose only
+    # landing row is a companion's (our improved variant) stays unexplained; a companion on
+    # the other side brackets nothing; the companions stay in their own column.
+    rows = [_row("test", "below", "below", mean=70.0), _row("test", "above", "above"),
+            _row("test", "read", "below", mean=70.0),
+            _row("head", "read", "within", ["test/read"], report_mean=70.0, mean=70.5)]
+    companion = [_row("test", "below", "within", experiment="x-improved", mean=80.5),
+                 _row("improved", "a2", "below", experiment="x-improved", mean=70.0,
+                      beside="test/above"),
+                 _row("test", "read", "above", experiment="x-improved")]
+    alone = {g["row"]: g for g in gap_summary(rows)}
+    gaps = {g["row"]: g for g in gap_summary(rows, companion)}
+    for row in ("below", "above", "read"):  # the same statuses with or without companions
+        assert gaps[row]["status"] == alone[row]["status"]
+        assert gaps[row]["evidence"] == alone[row]["evidence"]
+    assert gaps["below"]["status"] == "unexplained" and gaps["below"]["evidence"] == []
+    assert gaps["above"]["status"] == "unexplained"
+    assert gaps["read"]["status"] == "within"  # a reading of the report lands: it explains
+    assert [(c["source"], c["row"], c["verdict"]) for c in gaps["below"]["companions"]] == [
+        ("x-improved", "below", "within")]
+    assert [(c["source"], c["row"]) for c in gaps["above"]["companions"]] == [
+        ("x-improved", "a2")]
+    assert all("counts" not in c for g in gaps.values() for c in g["companions"])
 
 
 def test_a_gap_the_reports_own_retest_contradicts():
