@@ -1,6 +1,6 @@
 """Evaluator of one configuration: training options, losses, folds and scores."""
 
-from pairsearch.evaluation.config import Config, TrainConfig, train_options
+from pairsearch.evaluation.config import Config, TrainConfig, ignored_train_options, train_options
 from pairsearch.evaluation.evaluator import (
     Evaluation,
     Protocol,
@@ -15,5 +15,5 @@ from pairsearch.evaluation.precision import resolve_precision
 from pairsearch.names import PRECISIONS
 
 __all__ = ["Config", "Evaluation", "LOSSES", "LossRecipe", "PRECISIONS", "Protocol", "RunScore",
-           "TrainConfig", "evaluate", "evaluate_many", "resolve_device", "resolve_precision",
-           "stratified_folds", "train_options"]
+           "TrainConfig", "evaluate", "evaluate_many", "ignored_train_options", "resolve_device",
+           "resolve_precision", "stratified_folds", "train_options"]

@@ -45,6 +45,11 @@ class TrainConfig:
             (dropout off, BatchNorm's running statistics) or ``train``, as if
             ``model.eval()`` were never called (dropout masks drawn, BatchNorm on the
             scored pairs' own statistics): an ablation of report figures, not a setting.
+        shift: Data augmentation: each training digit moved by up to this many pixels
+            along each axis at every step (``evaluation.augment``); 0: none. Scored
+            pairs are never augmented.
+        rotate: Data augmentation: each training digit turned by up to this many
+            degrees at every step; 0: none.
     """
 
     comparison_loss: LossName = "ce"
@@ -56,6 +61,8 @@ class TrainConfig:
     epochs: int = 25
     weighting: Literal["digits", "comparison"] = "digits"
     scoring: ScoringMode = "eval"
+    shift: int = 0
+    rotate: float = 0.0
 
     def loss_recipe(self, pair_loss: bool = True) -> LossRecipe:
         """The loss these options describe (``pair_loss=False``: no comparison term)."""
@@ -65,13 +72,15 @@ class TrainConfig:
 
 # Options added after studies were stored: left out of ``flat()`` at their default, so
 # the keys of configurations made before them stay the same.
-_OMITTED_AT_DEFAULT = {"weighting": "digits", "scoring": "eval"}
+_OMITTED_AT_DEFAULT = {"weighting": "digits", "scoring": "eval", "shift": 0, "rotate": 0.0}
 
 _TRAIN_BOUNDS: dict[str, dict[str, Any]] = {
     "lambda": {"low": 0.0},
     "lr": {"low": 0.0, "low_open": True},
     "batch_size": {"low": 1},
     "epochs": {"low": 1},
+    "shift": {"low": 0, "high": 4},  # a 14-pixel digit moved further leaves the image
+    "rotate": {"low": 0.0, "high": 90.0},
 }
 
 
@@ -83,6 +92,29 @@ def train_options() -> dict[str, Option]:
         key = _KEY_ALIASES.get(f.name, f.name)
         options[key] = option_from_annotation(key, hints[f.name], f.default, _TRAIN_BOUNDS)
     return options
+
+
+def ignored_train_options(model: str) -> frozenset[str]:
+    """The training options model ``model`` does not read (``Config.effective``).
+
+    ``digit_loss`` only matters with digit heads, ``lambda`` with digit heads or an
+    intermediate pair output, and neither ``comparison_loss`` nor ``lambda`` for a model
+    whose pair output is not trained (report 002's naive).
+
+    Raises:
+        PairsearchError: On an unknown model.
+    """
+    entry = model_entry(model)
+    ignored = set()
+    if not entry.digit_heads:
+        ignored.add("digit_loss")
+        if not entry.pair_aux:
+            ignored.add("lambda")
+    if not entry.pair_loss:
+        ignored |= {"comparison_loss", "lambda"}
+    if not entry.digit_heads or not entry.pair_loss:
+        ignored.add("weighting")
+    return frozenset(ignored)
 
 
 @dataclass(frozen=True)
@@ -116,17 +148,9 @@ class Config:
         a model whose pair output is not trained (report 002's naive): two
         configurations with equal ``effective()`` train the same network the same way.
         """
-        entry = model_entry(self.model)
         flat = self.flat()
-        if not entry.digit_heads:
-            flat.pop("digit_loss")
-            if not entry.pair_aux:
-                flat.pop("lambda")
-        if not entry.pair_loss:
-            flat.pop("comparison_loss")
-            flat.pop("lambda", None)
-        if not entry.digit_heads or not entry.pair_loss:
-            flat.pop("weighting", None)
+        for key in ignored_train_options(self.model):
+            flat.pop(key, None)
         return flat
 
     def ensemble_key(self) -> str:

@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from pairsearch.data import PairSet
+from pairsearch.evaluation.augment import augment_digits
 from pairsearch.evaluation.config import ScoringMode, TrainConfig
 from pairsearch.evaluation.losses import LossRecipe
 from pairsearch.evaluation.optimizers import make_optimizer
@@ -111,8 +112,9 @@ def train_model(model: nn.Module, pairs: PairSet, config: TrainConfig,
         seen = 0
         for part in slices:
             index = order[part]
+            inputs = augment_digits(pairs.inputs[index], config.shift, config.rotate, generator)
             with random_stream(generator):
-                output = model(pairs.inputs[index])
+                output = model(inputs)
             loss = recipe(output, pairs.targets[index], pairs.classes[index])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -210,10 +212,13 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
         for step in range(len(slices[0])):
             batches = [order[s[step]] for order, s in zip(orders, slices)]
             optimizer.zero_grad(set_to_none=True)
+            inputs = [augment_digits(pairs.inputs[batch], config.shift, config.rotate, g)
+                      for batch, g in zip(batches, generators)]
             if ensemble.engine == "vmap":
-                losses = _vmap_step(ensemble, pairs, batches, recipes, alive)
+                losses = _vmap_step(ensemble, pairs, batches, inputs, recipes, alive)
             else:
-                losses = _loop_step(ensemble, pairs, batches, recipes, generators, alive)
+                losses = _loop_step(ensemble, pairs, batches, inputs, recipes, generators,
+                                    alive)
             optimizer.step()
             running += losses * counts[step]
         epoch_losses = (running / seen).tolist()  # one host sync per epoch
@@ -235,16 +240,17 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
 
 
 def _loop_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
-               recipes: Sequence[LossRecipe], generators: Sequence[torch.Generator],
-               alive: list[int]) -> torch.Tensor:
-    """Forward and backward of every live member, one after the other; their (detached)
-    losses, zero for the members that no longer train."""
+               inputs: list[torch.Tensor], recipes: Sequence[LossRecipe],
+               generators: Sequence[torch.Generator], alive: list[int]) -> torch.Tensor:
+    """Forward and backward of every live member, one after the other, each on its batch's
+    ``inputs`` (augmented where the training says); their (detached) losses, zero for the
+    members that no longer train."""
     states = ensemble.member_states()
     losses = []
     for member in alive:
         index = batches[member]
         with random_stream(generators[member]):
-            output = ensemble.run_member(states[member], pairs.inputs[index])
+            output = ensemble.run_member(states[member], inputs[member])
         losses.append(recipes[member](output, pairs.targets[index], pairs.classes[index]))
     loss = torch.stack(losses)
     loss.sum().backward()
@@ -256,11 +262,11 @@ def _loop_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
 
 
 def _vmap_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],
-               recipes: Sequence[LossRecipe], alive: list[int]) -> torch.Tensor:
+               inputs: list[torch.Tensor], recipes: Sequence[LossRecipe],
+               alive: list[int]) -> torch.Tensor:
     """Forward and backward of every member in one vectorised pass (members that no
     longer train run too, but their losses are left out of the sum)."""
-    index = torch.stack(batches)
-    outputs = ensemble(pairs.inputs[index])
+    outputs = ensemble(torch.stack(inputs))
     loss = torch.stack([recipe(out, pairs.targets[b], pairs.classes[b])
                         for recipe, out, b in zip(recipes, outputs, batches)])
     if len(alive) == ensemble.size:

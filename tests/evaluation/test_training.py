@@ -38,6 +38,7 @@ def _train_both(small_pairs, name, train_options, engine, **model_options):
     ("naive_prob", {"optimizer": "adamw", "comparison_loss": "mse"}, {}),
     ("rnn_aux", {"digit_loss": "l1"}, {}),
     ("cnn_aux1", {"lambda": "0.5"}, {}),
+    ("siamese_aux", {"shift": "2", "rotate": "10"}, {"dropout": 0.2}),
 ])
 def test_ensemble_training_equals_training_one_by_one(small_pairs, name, train_options,
                                                       model_options):
