@@ -191,7 +191,6 @@ def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
                        metric=strategy.metric)
     runner.bind(study, storage)
     together = batching == "on" or (batching == "auto" and runner.device.type == "cuda")
-    dists = distributions(space)
     bar: Optional[tqdm] = None
     best = _best(study)
     strategy.start(study, runner)
@@ -212,7 +211,7 @@ def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
             # what other workers did meanwhile, as the loops before this driver did.
             chunks = [list(proposals)] if together else [list(proposals)[:1]]
             for chunk in chunks:
-                asked = [pair for pair in (_ask(study, dists, p, strategy) for p in chunk)
+                asked = [pair for pair in (_ask(study, space, p, strategy) for p in chunk)
                          if pair is not None]
                 if len(asked) == 1:
                     outcomes = [runner.run(*asked[0])]
@@ -239,17 +238,17 @@ def _best(study: optuna.Study) -> Optional[float]:
     return None if trial is None else trial.value
 
 
-def _ask(study: optuna.Study, dists: dict, proposal: Proposal,
+def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
          strategy: Strategy) -> Optional[tuple[optuna.Trial, Proposal]]:
     """A trial for ``proposal``, or ``None`` where a claimed cell is another's.
 
     A claim without a cell asks for whichever claimed cell is queued (another worker's).
     """
     if proposal.cell is None and not proposal.claim:
-        return ask(study, dists), proposal  # the study's sampler chooses
+        return ask(study, space), proposal  # the study's sampler chooses
     if not proposal.claim:
         enqueue_owned(study, proposal.cell)
-        return ask(study, dists), proposal
+        return ask(study, space), proposal
     label = None
     if proposal.cell is not None:
         label = proposal.label or cell_key(proposal.cell)
@@ -257,7 +256,7 @@ def _ask(study: optuna.Study, dists: dict, proposal: Proposal,
     # ask pops the oldest queued cell, ours or another worker's. When other workers
     # emptied the queue since this worker last read it, Optuna samples a fresh trial
     # instead and a queued cell stays behind: the strategy proposes until none is left.
-    trial = ask(study, dists)
+    trial = ask(study, space)
     if CLAIM not in trial.user_attrs:
         # Sampled, not queued: its cell was unknown to the others while ask ran, so the
         # duplicate rule cannot vouch for it. Drop it; the strategy proposes again.
@@ -275,12 +274,20 @@ def _ask(study: optuna.Study, dists: dict, proposal: Proposal,
     return trial, proposal
 
 
-def ask(study: optuna.Study, dists: dict) -> optuna.Trial:
-    """``study.ask``, without Optuna's warning that heartbeats are meant for
-    ``Study.optimize`` (pairsearch records them itself, ``search.workers``)."""
+def ask(study: optuna.Study, space: SearchSpace) -> optuna.Trial:
+    """``study.ask`` for a cell of ``space``, without Optuna's warning that heartbeats are
+    meant for ``Study.optimize`` (pairsearch records them itself, ``search.workers``).
+
+    A flat space asks with its fixed distributions; a conditional one (``families``) is
+    sampled define-by-run, so the sampler sees only the parameters a family reads.
+    """
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed")
-        return study.ask(dists)
+        if not space.families:
+            return study.ask(distributions(space))
+        trial = study.ask()
+        space.suggest(trial)
+        return trial
 
 
 def claim_of(trial: optuna.trial.FrozenTrial) -> str:

@@ -15,22 +15,59 @@ Every value is checked up front against the model registry and the option
 types. A cell (one value per dimension) becomes a ``Config`` by keeping the
 options its model has: ``lambda`` in a space with ``mlp`` is simply ignored
 for the ``mlp`` cells (and such cells share one result, see ``Config.key``).
+
+A *conditional* space names architecture families instead of one ``model`` list::
+
+    [params]            # shared: each family takes the ones its model reads
+    lr = [1e-3, 3e-3]
+    lambda = [0.5, 1.0]
+
+    [families.cnn3]     # a list is a dimension of this family only
+    model = "r004_siamese_cnn3"
+    head = ["logits_linear", "probs_mlp"]
+
+Its cells hold ``family``, the shared dimensions the family's model reads (no
+``lambda`` for a model without digit heads) and the family's own dimensions,
+stored as ``FAMILY.OPTION`` (``cnn3.head``): a parameter exists only where it is read,
+so no two cells train the same thing. TPE sees this structure through Optuna's
+define-by-run (``suggest``); the grid enumerates each family's own product; the
+genetic algorithm keeps one gene per dimension of every family (``params``) and
+``cell_at`` reads only the genes of the family its ``family`` gene names.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
+import math
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Mapping, Optional
 
+import optuna
+
 from pairsearch.errors import PairsearchError
-from pairsearch.evaluation import Config, train_options
+from pairsearch.evaluation import Config, ignored_train_options, train_options
 from pairsearch.models import count_parameters, create_model, model_entry
 from pairsearch.toml_files import read_toml, shipped
 
 Cell = dict[str, Any]
 """One value per dimension, as Optuna stores it (lists written as ``"16,32"``)."""
+
+FAMILY = "family"
+"""The dimension that chooses a conditional space's family."""
+
+
+@dataclass(frozen=True)
+class Family:
+    """One architecture family of a conditional space.
+
+    Attributes:
+        settings: The model and the options fixed for this family.
+        params: This family's own dimensions: option → values (stored as ``NAME.OPTION``).
+    """
+
+    settings: Mapping[str, Any]
+    params: Mapping[str, tuple[Any, ...]] = field(default_factory=dict)
 
 
 def _storable(value: Any) -> Any:
@@ -54,6 +91,9 @@ class SearchSpace:
             options (report 000's model_1, model_1 WS, model_2 AUX1, ...).
         budget: (low, high) trainable parameters; cells whose network falls outside are
             not part of the space (report 003's 65k–75k architecture search).
+        families: Architecture families of a conditional space (see the module
+            docstring); when given, ``params`` holds every dimension of every family:
+            ``family`` first, then the shared ones, then each family's ``NAME.OPTION``.
     """
 
     name: str
@@ -61,21 +101,35 @@ class SearchSpace:
     fixed: Mapping[str, Any] = field(default_factory=dict)
     variants: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     budget: Optional[tuple[int, int]] = None
+    families: Mapping[str, Family] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         _validate(self)
+        if self.families:
+            object.__setattr__(self, "_active", {name: _active_dims(self, name)
+                                                 for name in self.families})
 
     @property
     def size(self) -> int:
         """Number of cells (within the budget, if any)."""
         if self.budget is not None:
             return len(self._in_budget())
-        size = 1
-        for values in self.params.values():
-            size *= len(values)
-        return size
+        if self.families:
+            return sum(math.prod(len(self.params[d]) for d in self.active(name)[1:])
+                       for name in self.families)
+        return math.prod(len(values) for values in self.params.values())
+
+    def active(self, family: str) -> list[str]:
+        """The dimensions a family's cells hold, ``family`` first (conditional spaces)."""
+        return self.__dict__["_active"][family]
 
     def _product(self) -> Iterator[Cell]:
+        if self.families:
+            for family in self.families:
+                names = self.active(family)[1:]
+                for combo in itertools.product(*(self.params[d] for d in names)):
+                    yield {FAMILY: family, **dict(zip(names, combo))}
+            return
         names = list(self.params)
         for combo in itertools.product(*self.params.values()):
             yield dict(zip(names, combo))
@@ -105,12 +159,39 @@ class SearchSpace:
             yield from self._product()
 
     def cell_at(self, genes: list[int]) -> Cell:
-        """The cell whose value indices are ``genes`` (one per dimension)."""
-        return {name: values[g] for (name, values), g in zip(self.params.items(), genes)}
+        """The cell whose value indices are ``genes`` (one per dimension); in a conditional
+        space, only the genes of the family the ``family`` gene names count."""
+        cell = {name: values[g] for (name, values), g in zip(self.params.items(), genes)}
+        if self.families:
+            return {name: cell[name] for name in self.active(cell[FAMILY])}
+        return cell
+
+    def suggest(self, trial: optuna.Trial) -> Cell:
+        """Define-by-run sampling of a cell: ``family`` first, then only what it reads.
+
+        A queued trial (``enqueue_trial``) gets its queued values back.
+        """
+        if not self.families:
+            return {name: trial.suggest_categorical(name, list(values))
+                    for name, values in self.params.items()}
+        family = trial.suggest_categorical(FAMILY, list(self.families))
+        cell = {FAMILY: family}
+        for name in self.active(str(family))[1:]:
+            cell[name] = trial.suggest_categorical(name, list(self.params[name]))
+        return cell
 
     def settings(self, cell: Mapping[str, Any]) -> dict[str, Any]:
-        """Everything a cell sets: fixed settings, then its variant's, then its own values."""
+        """Everything a cell sets: fixed settings, then its variant's (or family's), then its
+        own values."""
         settings = dict(self.fixed)
+        if self.families:
+            family = cell.get(FAMILY)
+            if family not in self.families:
+                raise PairsearchError(f"cell {dict(cell)} names no family of the space; "
+                                      f"valid: {', '.join(self.families)}")
+            settings.update(self.families[str(family)].settings)
+            settings.update({k.split(".", 1)[-1]: v for k, v in cell.items() if k != FAMILY})
+            return settings
         if "variant" in cell and self.variants:
             settings.update(self.variants[cell["variant"]])
         settings.update({k: v for k, v in cell.items() if k != "variant" or not self.variants})
@@ -139,13 +220,41 @@ class SearchSpace:
             document["params"].pop("variant")  # implied by the variants
         if self.budget is not None:
             document["budget"] = {"params": list(self.budget)}
+        if self.families:
+            for name in [FAMILY, *(f"{f}.{o}" for f, fam in self.families.items()
+                                   for o in fam.params)]:
+                document["params"].pop(name)
+            document["families"] = {
+                name: {**family.settings, **{k: list(v) for k, v in family.params.items()}}
+                for name, family in self.families.items()}
         return json.dumps(document, sort_keys=True)
+
+
+def _reads(model: str, family: Family, dim: str) -> bool:
+    """Whether a shared dimension matters to a family: an option of its model or a
+    training option it reads, not fixed by the family itself."""
+    if dim in family.settings:
+        return False
+    entry = model_entry(model)
+    if dim in entry.options:
+        return True
+    return dim in train_options() and dim not in ignored_train_options(model)
+
+
+def _active_dims(space: SearchSpace, name: str) -> list[str]:
+    family = space.families[name]
+    model = str(family.settings["model"])
+    own = [f"{name}.{option}" for option in family.params]
+    shared = [d for d in space.params if d != FAMILY and "." not in d
+              and _reads(model, family, d)]
+    return [FAMILY, *shared, *own]
 
 
 def _models_of(space: SearchSpace) -> list[str]:
     models = list(space.params.get("model") or ([space.fixed["model"]] if "model" in space.fixed
                                                  else []))
     models += [v["model"] for v in space.variants.values() if "model" in v]
+    models += [f.settings["model"] for f in space.families.values() if "model" in f.settings]
     if not models:
         raise PairsearchError("search space sets no 'model' (a dimension, in [fixed] or in "
                               "every variant)")
@@ -181,9 +290,61 @@ def _check_values(dim: str, values: tuple[Any, ...], models: list[str]) -> None:
                 raise PairsearchError(f"search space: dimension {dim!r}: {error}") from None
 
 
+def _validate_families(space: SearchSpace) -> None:
+    """Every family names a model, sets and varies only options it reads, and every
+    shared dimension is read by some family."""
+    if space.variants:
+        raise PairsearchError("search space: [families] and [variants] cannot be combined")
+    if "model" in space.params or "model" in space.fixed:
+        raise PairsearchError("search space: with [families], each family names its model "
+                              "(no 'model' in [params] or [fixed])")
+    expected = [FAMILY, *(d for d in space.params if d != FAMILY and "." not in d),
+                *(f"{f}.{o}" for f, fam in space.families.items() for o in fam.params)]
+    if list(space.params) != expected:
+        raise PairsearchError("search space: 'family' is a reserved dimension name, and "
+                              "shared dimensions take no '.'")
+    shared = [d for d in space.params if d != FAMILY and "." not in d]
+    for name, family in space.families.items():
+        model = family.settings.get("model")
+        if not isinstance(model, str):
+            raise PairsearchError(f"search space: family {name!r} names no model "
+                                  "(model = \"NAME\")")
+        entry = model_entry(model)
+        known = set(entry.options) | (set(train_options()) - ignored_train_options(model))
+        for key, value in [*family.settings.items(), *family.params.items()]:
+            if key == "model":
+                continue
+            if key not in known:
+                raise PairsearchError(
+                    f"search space: family {name!r}: model {model!r} does not read {key!r}; "
+                    f"it reads: {', '.join(sorted(known))}")
+            values = value if key in family.params else (value,)
+            if key in family.params and key in train_options():
+                raise PairsearchError(f"search space: family {name!r}: training option "
+                                      f"{key!r} can be fixed here but searched only in "
+                                      "[params]")
+            try:
+                _check_values(key, tuple(values), [model])
+            except PairsearchError as error:
+                raise PairsearchError(f"{error} (family {name!r})") from None
+    for dim in shared:
+        if not any(_reads(str(f.settings["model"]), f, dim) for f in space.families.values()):
+            raise PairsearchError(f"search space: no family reads shared dimension {dim!r}")
+
+
 def _validate(space: SearchSpace) -> None:
     if not space.params:
         raise PairsearchError(f"search space {space.name!r} has no dimensions in [params]")
+    if space.families:
+        _validate_families(space)
+        for dim in space.params:
+            if dim != FAMILY and "." not in dim:
+                _check_values(dim, space.params[dim], _models_of(space))
+        for key, value in space.fixed.items():
+            _check_values(key, (value,), _models_of(space))
+        if space.budget is not None:
+            raise PairsearchError("search space: [budget] is not supported with [families]")
+        return
     overlap = sorted(set(space.params) & set(space.fixed))
     if overlap:
         raise PairsearchError(f"search space: {overlap[0]!r} is both in [params] and [fixed]")
@@ -237,11 +398,14 @@ def space_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
     Raises:
         PairsearchError: On a missing or malformed ``[params]`` table or a bad value.
     """
-    unknown = sorted(set(document) - {"params", "fixed", "variants", "budget", "description"})
+    unknown = sorted(set(document) - {"params", "fixed", "variants", "budget", "description",
+                                      "families"})
     if unknown:
         raise PairsearchError(f"search space {name!r}: unknown table {unknown[0]!r} "
                               "(expected [params] and optionally [fixed], [variants.NAME], "
-                              "[budget])")
+                              "[families.NAME], [budget])")
+    if "families" in document:
+        return _conditional_from_dict(name, document)
     variants = document.get("variants", {})
     if not isinstance(variants, dict) or not all(isinstance(v, dict) for v in variants.values()):
         raise PairsearchError(f"search space {name!r}: variants must be [variants.NAME] tables")
@@ -267,6 +431,36 @@ def space_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
     return SearchSpace(name, dims, fixed,
                        {k: {key: _storable(v) for key, v in settings.items()}
                         for k, settings in variants.items()}, budget)
+
+
+def _conditional_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
+    """A space with ``[families.NAME]`` tables (see the module docstring)."""
+    tables = document["families"]
+    if not isinstance(tables, dict) or not tables \
+            or not all(isinstance(t, dict) for t in tables.values()):
+        raise PairsearchError(f"search space {name!r}: families must be [families.NAME] "
+                              "tables")
+    params = document.get("params", {})
+    if not isinstance(params, dict):
+        raise PairsearchError(f"search space {name!r}: [params] must be a table")
+    families = {}
+    dims: dict[str, tuple[Any, ...]] = {FAMILY: tuple(tables)}
+    for dim, values in params.items():
+        if dim == FAMILY or "." in dim:
+            raise PairsearchError("search space: 'family' is a reserved dimension name, and "
+                                  "shared dimensions take no '.'")
+        dims[dim] = tuple(_storable(v) for v in _expand(dim, values))
+    for family, table in tables.items():
+        if "." in family:
+            raise PairsearchError(f"search space: family name {family!r} takes no '.'")
+        own = {k: tuple(_storable(v) for v in _expand(k, values))
+               for k, values in table.items() if isinstance(values, (list, dict))}
+        settings = {k: _storable(v) for k, v in table.items() if k not in own}
+        families[family] = Family(settings, own)
+    for family, spec in families.items():
+        dims.update({f"{family}.{k}": v for k, v in spec.params.items()})
+    fixed = {k: _storable(v) for k, v in dict(document.get("fixed", {})).items()}
+    return SearchSpace(name, dims, fixed, families=families)
 
 
 def shipped_spaces() -> list[str]:
