@@ -29,6 +29,8 @@ FITNESS: tuple[str, ...] = ("bonus", "decaying", "sharing")
 """The genetic algorithm's fitness: report 002's bonus, a decaying bonus, fitness sharing."""
 
 PRUNERS: tuple[str, ...] = ("median", "hyperband", "halving", "none")
+SAMPLERS: tuple[str, ...] = ("tpe", "random", "nsga2")
+"""Optuna samplers ``pairsearch tpe --sampler`` takes (random search: the baseline)."""
 """TPE's pruners on the per-epoch mean validation accuracy (``search.strategies``)."""
 
 BATCHING: tuple[str, ...] = ("auto", "off", "on")

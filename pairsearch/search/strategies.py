@@ -1,4 +1,4 @@
-"""Grid and TPE: two ways of proposing cells to the driver.
+"""Grid and Optuna's samplers (TPE, random, NSGA-II): ways of proposing cells to the driver.
 
 Re-running the same command on the same ``--study`` continues it: the grid
 evaluates only the cells not stored yet, TPE runs until the study holds N
@@ -8,13 +8,14 @@ finished trials. Both can run as several workers on one study.
 from __future__ import annotations
 
 import random
+import warnings
 from typing import Optional, Sequence
 
 import optuna
 from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
-from pairsearch.names import PRUNERS
+from pairsearch.names import PRUNERS, SAMPLERS
 from pairsearch.search.driver import (
     SearchSummary,
     Strategy,
@@ -29,7 +30,8 @@ from pairsearch.search.runner import Proposal, SearchSettings, cell_key
 from pairsearch.search.space import SearchSpace
 from pairsearch.search.workers import NEVER, StopRequest, worker_id
 
-__all__ = ["GridStrategy", "TpeStrategy", "duplicate_of", "make_pruner", "run_grid", "run_tpe"]
+__all__ = ["GridStrategy", "TpeStrategy", "duplicate_of", "make_pruner", "make_sampler",
+           "run_grid", "run_tpe"]
 
 
 class GridStrategy(Strategy):
@@ -154,8 +156,36 @@ def make_pruner(name: str, epochs: int, min_epochs: int = 1, eta: int = 3
     return optuna.pruners.NopPruner()
 
 
+def make_sampler(name: str, seed: int, conditional: bool = False
+                 ) -> optuna.samplers.BaseSampler:
+    """Optuna's sampler ``name``.
+
+    Args:
+        name: ``tpe`` (Optuna's TPE), ``random`` (random search, the baseline any
+            search must beat) or ``nsga2`` (Optuna's own genetic algorithm).
+        seed: The sampler's seed.
+        conditional: The space is conditional (families): TPE then models the
+            parameters that occur together jointly (``multivariate``, ``group``), as
+            Optuna advises for define-by-run spaces.
+
+    Raises:
+        PairsearchError: On an unknown sampler.
+    """
+    if name not in SAMPLERS:
+        raise BadValue("sampler", name, f"valid: {', '.join(SAMPLERS)}")
+    if name == "random":
+        return optuna.samplers.RandomSampler(seed=seed)
+    if name == "nsga2":
+        return optuna.samplers.NSGAIISampler(seed=seed)
+    if not conditional:
+        return optuna.samplers.TPESampler(seed=seed)
+    with warnings.catch_warnings():  # multivariate and group are marked experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=True)
+
+
 class TpeStrategy(Strategy):
-    """Optuna's TPE sampler until the study holds ``trials`` finished trials.
+    """An Optuna sampler (TPE by default) until the study holds ``trials`` finished trials.
 
     A pruner (``make_pruner``) stops trials on their per-epoch validation accuracy.
     Several workers may share the study (Optuna's ask/tell is made for that); together
@@ -166,28 +196,39 @@ class TpeStrategy(Strategy):
         pruner: ``median`` (the default), ``hyperband``, ``halving`` or ``none``.
         min_epochs: Budget before a trial can be pruned.
         eta: Reduction factor of ``hyperband`` and ``halving``.
+        sampler: ``tpe`` (the default), ``random`` or ``nsga2`` (``make_sampler``).
+
+    Raises:
+        PairsearchError: On a bad number of trials or an unknown sampler.
     """
 
     name = "tpe"
 
     def __init__(self, trials: int, pruner: str = "median", min_epochs: int = 1,
-                 eta: int = 3) -> None:
+                 eta: int = 3, sampler: str = "tpe") -> None:
         if trials < 1:
             raise BadValue("trials", trials, "needs at least 1")
+        if sampler not in SAMPLERS:
+            raise BadValue("sampler", sampler, f"valid: {', '.join(SAMPLERS)}")
         self.trials = trials
         self.pruner_name = pruner
         self.min_epochs = min_epochs
         self.eta = eta
+        self.sampler_name = sampler
+        self.conditional = False
+        self.warm_cells: list[dict] = []
 
     def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
         meta = super().meta(space, settings)
         if self.pruner_name != "median":  # the default keeps older studies continuable
             meta["pruner"] = {"name": self.pruner_name, "min_epochs": self.min_epochs,
                               "eta": self.eta}
+        if self.sampler_name != "tpe":  # likewise
+            meta["sampler"] = self.sampler_name
         return meta
 
     def sampler(self, settings: SearchSettings) -> optuna.samplers.BaseSampler:
-        return optuna.samplers.TPESampler(seed=settings.search_seed)
+        return make_sampler(self.sampler_name, settings.search_seed, self.conditional)
 
     def pruner(self, settings: SearchSettings) -> optuna.pruners.BasePruner:
         return make_pruner(self.pruner_name, settings.epochs or 25, self.min_epochs, self.eta)
@@ -197,6 +238,12 @@ class TpeStrategy(Strategy):
             raise PairsearchError("TPE samples any combination of values; it cannot keep to "
                                   "a parameter [budget] (use grid)")
         self.pruner(settings)  # a bad pruner setting is refused before any write
+        self.conditional = bool(space.families)
+        if self.conditional:
+            # One trial per family at its first values before the sampler chooses: with
+            # dozens of families, a few random start-up trials would leave most unseen.
+            self.warm_cells = [space.cell_at([i] + [0] * (len(space.params) - 1))
+                               for i in range(len(space.families))]
         return super().make_runner(space, settings)
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
@@ -204,7 +251,13 @@ class TpeStrategy(Strategy):
             TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)))
         if held >= self.trials:
             return wait_for_others(study)
-        return [Proposal(None, prune=self.pruner_name != "none")]
+        prune = self.pruner_name != "none"
+        if self.warm_cells:
+            taken = {claim_of(t) for t in study.get_trials(deepcopy=False) if holds_claim(t)}
+            cold = [c for c in self.warm_cells if cell_key(c) not in taken]
+            if cold:
+                return [Proposal(cold[0], claim=True, prune=prune)]
+        return [Proposal(None, prune=prune)]
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
         done = len(study.get_trials(deepcopy=False, states=(
@@ -214,12 +267,13 @@ class TpeStrategy(Strategy):
 
 def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
             study_name: str, trials: int, progress: bool = True, stop: StopRequest = NEVER,
-            pruner: str = "median", min_epochs: int = 1, eta: int = 3) -> SearchSummary:
-    """Optuna's TPE sampler until the study holds ``trials`` finished trials.
+            pruner: str = "median", min_epochs: int = 1, eta: int = 3,
+            sampler: str = "tpe") -> SearchSummary:
+    """An Optuna sampler (TPE by default) until the study holds ``trials`` finished trials.
 
     Raises:
-        PairsearchError: If the study exists with another space or protocol, or on bad
-            settings.
+        PairsearchError: If the study exists with another space, protocol or sampler, or
+            on bad settings.
     """
-    return drive(TpeStrategy(trials, pruner, min_epochs, eta), space, settings, storage,
-                 study_name, progress, stop)
+    return drive(TpeStrategy(trials, pruner, min_epochs, eta, sampler), space, settings,
+                 storage, study_name, progress, stop)
