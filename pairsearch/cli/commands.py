@@ -329,12 +329,16 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
         evidence_note,
         experiment_times,
         gap_summary,
+        load_experiment,
         reproduction_rows,
     )
     from pairsearch.search.storage import open_storage
 
     storage = open_storage(args.storage, create=False)
-    rows = reproduction_rows(experiment, storage)
+    # Each stored study is held against the budget the file states (no --quick, no
+    # overrides): a study that ran less is a smoke run, verdict "quick", whatever the flags.
+    stated = load_experiment(args.experiment)
+    rows = reproduction_rows(experiment, storage, stated)
     times = experiment_times(experiment, storage)
     gaps = gap_summary(rows)  # from every row: a gap's ablations may stand in other stages
     if args.stage:
@@ -358,6 +362,11 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
     print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}",
                                  na_rep="-"))
     print(f"{times['seconds'] / 60:.1f} min in trials on {', '.join(times['devices']) or '-'}")
+    quick = [row for row in rows if row["verdict"] == "quick"]
+    if quick:
+        short = sorted({", ".join(row["reduced"]) for row in quick})
+        print(f"quick: {len(quick)} of {len(rows)} rows are smoke runs on less than the stated "
+              f"budget ({'; '.join(short)}), not judged against the report")
     for gap in gaps:  # each faithful row outside 2σ, with what its ablations found
         tried = "; ".join(f"{e['source']}/{e['row']} {e['verdict']}{evidence_note(e)}"
                           for e in gap["evidence"])

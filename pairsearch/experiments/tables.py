@@ -24,7 +24,12 @@ row to a trial:
 
 Verdict: ``within`` when |ours − report| ≤ 2σ, with σ the larger of the two
 run-to-run standard deviations (a row's own spread, not the error of its mean),
-else ``above`` or ``below``; ``not run`` when the study holds no such trial.
+else ``above`` or ``below``; ``not run`` when the study holds no such trial; ``quick``
+when the stored study was run on a smaller budget than the experiment file states
+(``--quick``'s smoke runs, or fewer epochs, pairs, folds, repeats or draws by an
+override): such a row is not the report's protocol, so it is not judged against the
+report (its note says what fell short). The budget is read from what the study stored
+(``reduced_budget``), never from how the table was asked for.
 """
 
 from __future__ import annotations
@@ -37,15 +42,22 @@ import optuna
 import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
-from pairsearch.experiments.running import stage_study_name
+from pairsearch.experiments.running import RunOptions, stage_settings, stage_study_name
 from pairsearch.experiments.schema import Experiment, Stage
 from pairsearch.search.queries import best_distinct_trials, trial_seconds, unfinished_cells
 from pairsearch.search.storage import study_meta
 
+# What a study's budget is made of, as its stored protocol names them (a retest stores its
+# test's trainings and draws as ``test_repeats`` and ``test_draws``; a genetic search its
+# population as ``pop``). Draws left out of a stored protocol are 1.
+BUDGET_KEYS = ("epochs", "train_pairs", "test_pairs", "folds", "repeats", "draws",
+               "test_repeats", "test_draws", "pop")
+_ONE_UNLESS_STORED = ("draws", "test_draws")
+
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
            "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
            "seconds", "report_seconds", "verdict", "note", "beside", "ablates", "retests",
-           "metric"]
+           "metric", "reduced"]
 
 
 def row_label(params: dict[str, Any]) -> str:
@@ -112,10 +124,77 @@ def verdict(report_mean: Optional[float], report_std: Optional[float], mean: Opt
     return "above" if difference > 0 else "below"
 
 
-def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStorage
-                      ) -> list[dict[str, Any]]:
-    """One dictionary per reported row of every stage (``COLUMNS``)."""
+def _cells_epochs(stage: Stage) -> Optional[int]:
+    """The fewest epochs a stage's own cells set (``fixed``, ``variants`` or ``params``),
+    for a stage whose protocol leaves the epochs to its cells; ``None`` if it sets none."""
+    values: list[Any] = []
+    fixed = stage.get("fixed") or {}
+    if "epochs" in fixed:
+        values.append(fixed["epochs"])
+    values += [v["epochs"] for v in (stage.get("variants") or {}).values()
+               if isinstance(v, dict) and "epochs" in v]
+    listed = (stage.get("params") or {}).get("epochs")
+    values += listed if isinstance(listed, list) else []
+    numbers = [int(v) for v in values if isinstance(v, (int, float))]
+    return min(numbers) if numbers else None
+
+
+def stated_budget(stage: Stage) -> dict[str, int]:
+    """The budget a stage states (its protocol as the runner would store it; ``BUDGET_KEYS``).
+
+    A stage whose protocol leaves the epochs to its cells states the fewest its own cells
+    set (none, for a chained stage that inherits its cells' settings).
+    """
+    if stage.kind == "retest":
+        # As running.run_experiment runs a retest: its ``repeats`` and ``draws`` are the
+        # chosen configuration's test (stored as ``test_repeats``, ``test_draws``), its
+        # K-fold repeated ``cv_repeats`` times (stored as ``repeats``).
+        budget: dict[str, Any] = {
+            "folds": stage.get("folds", 10), "repeats": stage.get("cv_repeats", 1),
+            "test_repeats": stage.get("repeats", 10), "test_draws": stage.get("draws", 1),
+            "epochs": stage.get("epochs"), "train_pairs": stage.get("train_pairs", 1000),
+            "test_pairs": stage.get("test_pairs", 1000)}
+    else:
+        meta = stage_settings(stage, RunOptions()).protocol_meta()
+        budget = {key: meta.get(key) for key in ("epochs", "train_pairs", "test_pairs",
+                                                 "folds", "repeats")}
+        budget["draws"] = meta.get("draws", 1)
+        if stage.kind == "genetic":
+            budget["pop"] = stage.get("pop")
+    if budget["epochs"] is None:
+        budget["epochs"] = _cells_epochs(stage)
+    return {key: int(value) for key, value in budget.items() if value is not None}
+
+
+def reduced_budget(stated: dict[str, int], protocol: dict[str, Any]) -> list[str]:
+    """Where a stored study's protocol falls short of the budget its stage states: one
+    ``"KEY STORED < STATED"`` per key (empty: the study ran the stated budget or more).
+
+    Args:
+        stated: ``stated_budget`` of the stage as the experiment file states it.
+        protocol: The study's stored protocol (``study_meta(study)["protocol"]``).
+    """
+    short = []
+    for key, value in stated.items():
+        stored = protocol.get(key, 1 if key in _ONE_UNLESS_STORED else None)
+        if isinstance(stored, (int, float)) and stored < value:
+            short.append(f"{key} {stored:g} < {value}")
+    return short
+
+
+def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStorage,
+                      stated: Optional[Experiment] = None) -> list[dict[str, Any]]:
+    """One dictionary per reported row of every stage (``COLUMNS``).
+
+    Args:
+        experiment: The experiment whose studies are read (its name is their prefix).
+        storage: Where they are stored.
+        stated: The experiment as its file states it, without ``--quick`` or overrides
+            (default: ``experiment``): each stored study's protocol is held against its
+            stage's stated budget, and a row whose study ran less has verdict ``quick``.
+    """
     names = {s.study_name for s in storage.get_all_studies()}
+    stated_stages = {s.name: s for s in (stated or experiment).stages}
     rows = []
     for stage in experiment.stages:
         reported = stage.get("reported") or {}
@@ -129,12 +208,17 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
         partial = unfinished_cells(study) if study is not None else None
         partial_note = (f"partial: {partial[0]:,} of {partial[1]:,} cells so far"
                         if partial else "")
+        short = (reduced_budget(stated_budget(stated_stages[stage.name]), protocol)
+                 if study is not None and stage.name in stated_stages else [])
+        quick_note = (f"quick: a smoke run, not the report's protocol ({', '.join(short)}); "
+                      "no verdict" if short else "")
         for row, figures in reported.items():
             report_mean, report_std = _report_figures(figures)
             metric = figures.get("metric", "accuracy")
             trial = _match(study, stage, row, metric) if study is not None else None
             ours = {} if trial is None else _ours(trial, stage, metric,
                                                   draws if stage.kind == "test" else 1)
+            judged = verdict(report_mean, report_std, ours.get("mean"), ours.get("std"))
             rows.append({
                 "stage": stage.name, "row": row, "report_mean": report_mean,
                 "report_std": report_std, "mean": ours.get("mean"), "std": ours.get("std"),
@@ -144,15 +228,16 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "digit_acc": ours.get("digit_acc"),
                 "report_digit_acc": figures.get("digit_accuracy"),
                 "seconds": ours.get("seconds"), "report_seconds": figures.get("seconds"),
-                "verdict": verdict(report_mean, report_std, ours.get("mean"), ours.get("std")),
+                "verdict": "quick" if short and ours.get("mean") is not None else judged,
                 # A companion's row: the faithful "STAGE/ROW" it stands beside, if not its own.
                 "beside": figures.get("beside"),
                 "ablates": ([figures["ablates"]] if isinstance(figures.get("ablates"), str)
                             else list(figures.get("ablates", []))),
                 "retests": figures.get("retests"),
                 "metric": metric,
+                "reduced": short,  # where the study's budget fell short of the stated one
                 "note": "; ".join(n for n in (
-                    _METRIC_NOTES.get(metric, ""), partial_note,
+                    quick_note, _METRIC_NOTES.get(metric, ""), partial_note,
                     figures.get("note", "")) if n)})
     return rows
 
@@ -317,10 +402,10 @@ def evidence_note(evidence: dict[str, Any]) -> str:
     return "" if evidence["counts"] else ", too noisy to count"
 
 
-def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStorage
-                       ) -> pd.DataFrame:
+def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStorage,
+                       stated: Optional[Experiment] = None) -> pd.DataFrame:
     """``reproduction_rows`` as a table."""
-    return pd.DataFrame(reproduction_rows(experiment, storage), columns=COLUMNS)
+    return pd.DataFrame(reproduction_rows(experiment, storage, stated), columns=COLUMNS)
 
 
 def experiment_times(experiment: Experiment, storage: optuna.storages.BaseStorage
