@@ -6,7 +6,9 @@ accuracies, std, F1, digit accuracy, parameter count, training seconds,
 device, data source and protocol. A diverging configuration is a FAIL trial
 with its reason. A configuration already stored in the study (equivalent cells
 included: options a model ignores) is not retrained: its scores are copied and
-the trial is marked ``reused_from``.
+the trial is marked ``reused_from``. A trial's attributes are written at most twice
+(its labels when it starts, if ``ask`` did not store them already, and its results
+just before it is told), each time in one write (``storage.set_trial_user_attrs``).
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from pairsearch.evaluation import (
 )
 from pairsearch.names import DEFAULT_SOURCE
 from pairsearch.search.space import Cell, SearchSpace
-from pairsearch.search.storage import trial_id
+from pairsearch.search.storage import set_trial_user_attrs
 from pairsearch.search.workers import Heartbeat, worker_id
 
 REFRESH_SECONDS = 5.0
@@ -235,6 +237,7 @@ class Runner:
                 stratified_folds(draw.train.targets, self.protocol.folds, 0)
         self.study: Optional[optuna.Study] = None
         self.storage: Optional[optuna.storages.BaseStorage] = None
+        self._study_id: Optional[int] = None
         self.evaluated = 0
         self.reused = 0
         self.failed = 0
@@ -245,6 +248,7 @@ class Runner:
     def bind(self, study: optuna.Study, storage: optuna.storages.BaseStorage) -> "Runner":
         """Write to ``study`` from now on, reusing the results it already holds."""
         self.study, self.storage = study, storage
+        self._study_id = storage.get_study_id_from_name(study.study_name)
         self._cache = {}
         self._seen: set[int] = set()
         self._refresh_cache()
@@ -302,9 +306,7 @@ class Runner:
         pending: dict[str, list[int]] = {}
         configs: dict[str, Config] = {}
         for index, (trial, proposal) in enumerate(asked):
-            trial.set_user_attr("worker", worker_id())
-            for key, value in proposal.attrs.items():
-                trial.set_user_attr(key, value)
+            self._label(trial, proposal)
             config = self.config(dict(trial.params), proposal.epochs)
             key = config.key()
             if key not in self._cache and key not in pending:
@@ -351,7 +353,7 @@ class Runner:
             for key in keys:
                 for index in pending[key]:
                     trial = asked[index][0]
-                    trial.set_user_attr("interrupted", True)
+                    self._write(trial, {"interrupted": True})
                     self.study.tell(trial, state=TrialState.FAIL)
             raise
         except Exception as error:  # CUDA out of memory and other errors inside a trial
@@ -374,49 +376,74 @@ class Runner:
 
         return report
 
+    def _trial_id(self, trial: optuna.Trial) -> int:
+        """The storage's id of ``trial`` (what storage methods take)."""
+        return self.storage.get_trial_id_from_study_id_trial_number(self._study_id,
+                                                                   trial.number)
+
+    def _write(self, trial: optuna.Trial, attrs: Mapping[str, Any]) -> None:
+        """Store ``attrs`` on ``trial`` in one write (``storage.set_trial_user_attrs``)."""
+        set_trial_user_attrs(self.storage, self._trial_id(trial), attrs)
+
+    def _label(self, trial: optuna.Trial, proposal: Proposal) -> None:
+        """Label a starting trial with this worker and the proposal's attributes.
+
+        ``recover_dead_trials`` needs the worker label while the trial runs. A cell queued
+        by ``enqueue_owned`` already carries it (and a claim's attributes): only what
+        differs from what ``ask`` read is written, usually nothing on the grid.
+        """
+        stored = trial.user_attrs
+        labels = {"worker": worker_id(), **proposal.attrs}
+        missing = {key: value for key, value in labels.items()
+                   if key not in stored or stored[key] != value}
+        if missing:
+            self._write(trial, missing)
+
     def _reuse(self, trial: optuna.Trial, proposal: Proposal, hit: _Stored) -> Outcome:
-        for name in _SCORE_ATTRS:
-            if name in hit.attrs:
-                trial.set_user_attr(name, hit.attrs[name])
-        trial.set_user_attr("reused_from", hit.number)
+        attrs = {name: hit.attrs[name] for name in _SCORE_ATTRS if name in hit.attrs}
+        attrs["reused_from"] = hit.number
         self.reused += 1
         if hit.value is None:
-            return self._tell(trial, proposal, TrialState.FAIL, None, trained=False)
+            return self._tell(trial, proposal, TrialState.FAIL, None, attrs, trained=False)
         state = TrialState.COMPLETE if proposal.complete else TrialState.PRUNED
         if state == TrialState.PRUNED:
             trial.report(hit.value, 0)  # a pruned trial's value is its last report
-        return self._tell(trial, proposal, state, hit.value, trained=False)
+        return self._tell(trial, proposal, state, hit.value, attrs, trained=False)
 
     def _record(self, trial: optuna.Trial, proposal: Proposal, key: str,
                 evaluation: Evaluation) -> Outcome:
         epochs = evaluation.config.train.epochs
         if evaluation.stopped_at is not None:
             self.evaluated += 1
-            trial.set_user_attr("stopped_at_step", evaluation.stopped_at)
-            # The epochs it trained (steps count on across groups of unequal folds).
-            trial.set_user_attr("budget", evaluation.stopped_at % epochs + 1)
-            return self._tell(trial, proposal, TrialState.PRUNED, self._last_report(trial))
+            attrs = {"stopped_at_step": evaluation.stopped_at,
+                     # The epochs it trained (steps count on across groups of unequal folds).
+                     "budget": evaluation.stopped_at % epochs + 1}
+            return self._tell(trial, proposal, TrialState.PRUNED, self._last_report(trial),
+                              attrs)
         self.evaluated += 1
-        if "budget" not in proposal.attrs:
-            trial.set_user_attr("budget", epochs)
-        stored = self._store(trial, key, evaluation)
+        attrs = {} if "budget" in proposal.attrs else {"budget": epochs}
+        stored = self._scores(key, evaluation)
+        attrs.update(stored)
         if evaluation.failed:
             self.failed += 1
             self._cache[key] = _Stored(trial.number, None, stored)
-            return self._tell(trial, proposal, TrialState.FAIL, None)
+            return self._tell(trial, proposal, TrialState.FAIL, None, attrs)
         value = evaluation.accuracy_mean
         self._cache[key] = _Stored(trial.number, value, stored)
         state = TrialState.COMPLETE if proposal.complete else TrialState.PRUNED
         if state == TrialState.PRUNED and not (proposal.curve or proposal.prune):
             trial.report(value, 0)
-        return self._tell(trial, proposal, state, value)
+        return self._tell(trial, proposal, state, value, attrs)
 
     def _tell(self, trial: optuna.Trial, proposal: Proposal, state: TrialState,
-              value: Optional[float], trained: bool = True) -> Outcome:
+              value: Optional[float], attrs: Mapping[str, Any],
+              trained: bool = True) -> Outcome:
+        """Store ``attrs`` and the proposal's ``before_tell`` ones in one write, then tell."""
         outcome = Outcome(trial.number, state, value, trained)
+        attrs = dict(attrs)
         if proposal.before_tell is not None:
-            for name, extra in proposal.before_tell(outcome).items():
-                trial.set_user_attr(name, extra)
+            attrs.update(proposal.before_tell(outcome))
+        self._write(trial, attrs)
         if state == TrialState.COMPLETE:
             self.study.tell(trial, value)
         else:
@@ -425,11 +452,13 @@ class Runner:
 
     def _last_report(self, trial: optuna.Trial) -> Optional[float]:
         """The last value ``trial`` reported: what Optuna stores as a pruned trial's value."""
-        stored = self.storage.get_trial(trial_id(self.storage, self.study, trial.number))
+        stored = self.storage.get_trial(self._trial_id(trial))
         steps = stored.intermediate_values
         return steps[max(steps)] if steps else None
 
-    def _store(self, trial: optuna.Trial, key: str, evaluation: Evaluation) -> dict[str, Any]:
+    @staticmethod
+    def _scores(key: str, evaluation: Evaluation) -> dict[str, Any]:
+        """The attributes holding an evaluation's scores (``_SCORE_ATTRS``)."""
         report = evaluation.to_dict()
         stored: dict[str, Any] = {"config_key": key}
         for name in _SCORE_ATTRS[1:-1]:
@@ -441,6 +470,4 @@ class Runner:
             stored.pop("draw_means", None)
         if evaluation.failed:
             stored["fail_reason"] = evaluation.failed
-        for name, value in stored.items():
-            trial.set_user_attr(name, value)
         return stored

@@ -1,9 +1,12 @@
 """Studies in Optuna's own storage: no schema of ours, only study and trial attributes.
 
-Any Optuna storage URL works (default ``sqlite:///studies.db``), so
+Any Optuna RDB storage URL works (default ``sqlite:///studies.db``), and so does
+Optuna's JournalStorage on a file, written ``journal:///FILE`` (``open_storage``), so
 ``optuna.load_study`` and ``optuna-dashboard`` read what pairsearch writes.
 A study remembers the space and protocol it was made with (study user
 attributes); opening it again with others is an error, not a silent mix.
+A trial's attributes are written together (``set_trial_user_attrs``): one transaction
+or one journal append instead of one per attribute.
 """
 
 from __future__ import annotations
@@ -17,13 +20,25 @@ from typing import Any, Mapping, Optional
 
 import optuna
 import sqlalchemy
+from optuna.storages import JournalStorage
+from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock
 
 from pairsearch.errors import PairsearchError
 from pairsearch.names import DEFAULT_STORAGE, OBJECTIVE_CV
 
-__all__ = ["DEFAULT_STORAGE", "GRACE_SECONDS", "HEARTBEAT_SECONDS", "load_existing",
-           "open_storage", "open_study", "study_meta", "study_names", "study_storage",
-           "trial_id"]
+# The Optuna internals the one-write paths use (Optuna 4 and 5); any missing one means
+# the per-attribute path.
+try:
+    from optuna.storages._cached_storage import _CachedStorage
+    from optuna.storages._rdb import models as _rdb_models
+    from optuna.storages._rdb.storage import _create_scoped_session
+    from optuna.storages.journal._storage import JournalOperation
+except ImportError:  # pragma: no cover - a future Optuna
+    _CachedStorage = _rdb_models = _create_scoped_session = JournalOperation = None
+
+__all__ = ["DEFAULT_STORAGE", "GRACE_SECONDS", "HEARTBEAT_SECONDS", "JOURNAL_PREFIX",
+           "load_existing", "one_write", "open_storage", "open_study",
+           "set_trial_user_attrs", "study_meta", "study_names", "study_storage", "trial_id"]
 
 # The newest Optuna this module was tested with; ``study_storage`` reads a private attribute,
 # so pyproject.toml caps Optuna below the next major version (tests/search/test_storage.py).
@@ -33,18 +48,26 @@ OPTUNA_TESTED_MAJOR = 5
 HEARTBEAT_SECONDS = 20
 GRACE_SECONDS = 90
 _META = "pairsearch"  # study user attribute holding strategy, space and protocol
+JOURNAL_PREFIX = "journal:///"
+"""``journal:///FILE`` opens Optuna's JournalStorage on FILE, written as after SQLite's
+``sqlite:///``: ``journal:///studies.log`` is relative to the working directory,
+``journal:////abs/dir/studies.log`` is absolute."""
 
 
 def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
     """An Optuna storage for ``url``; SQLite gets a long lock timeout for concurrent writers.
 
     Args:
-        url: An SQLAlchemy URL Optuna accepts.
-        create: Whether a missing SQLite file may be created (not for read-only commands).
+        url: An SQLAlchemy URL Optuna accepts, or ``journal:///FILE`` for Optuna's
+            JournalStorage on a file (``JOURNAL_PREFIX``).
+        create: Whether a missing SQLite or journal file may be created (not for
+            read-only commands).
 
     Raises:
         PairsearchError: If the URL is malformed or the database cannot be opened.
     """
+    if url.startswith("journal:"):
+        return _open_journal(url, create)
     if "://" not in url:
         raise PairsearchError(f"bad storage URL {url!r}: expected e.g. sqlite:///studies.db")
     if url.startswith("sqlite:///") and not create:
@@ -75,6 +98,47 @@ def open_storage(url: str, create: bool = True) -> optuna.storages.BaseStorage:
                 continue
             raise PairsearchError(f"cannot open storage {url}: {message[:300]}") from None
     raise AssertionError("unreachable")
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def journal_path(url: str) -> str:
+    """The file of a ``journal:///FILE`` URL.
+
+    Raises:
+        PairsearchError: If ``url`` is not of that form (no file, a host, a query).
+    """
+    path = url[len(JOURNAL_PREFIX):] if url.startswith(JOURNAL_PREFIX) else ""
+    if not path or "?" in path or path.endswith("/"):
+        raise PairsearchError(f"bad storage URL {url!r}: expected journal:///FILE "
+                              "(relative) or journal:////ABSOLUTE/FILE")
+    return path
+
+
+def _open_journal(url: str, create: bool) -> JournalStorage:
+    """Optuna's JournalStorage on the file of ``url``, locked as optuna-dashboard locks it.
+
+    Raises:
+        PairsearchError: If the URL is malformed, the file is missing (``create`` off),
+            cannot be created, or is not a journal.
+    """
+    path = journal_path(url)
+    if not create and not os.path.exists(path):
+        raise PairsearchError(f"no journal file {path} (storage {url}): nothing stored yet")
+    if os.path.isfile(path):
+        with open(path, "rb") as file:
+            if file.read(len(_SQLITE_HEADER)) == _SQLITE_HEADER:  # appending would corrupt it
+                raise PairsearchError(f"cannot open storage {url}: {path} is an SQLite "
+                                      f"database; use sqlite:///{path}")
+    try:
+        # optuna-dashboard opens a journal file with the open lock on Windows and the
+        # default (symlink) lock elsewhere; writers sharing one file must agree on it.
+        lock = JournalFileOpenLock(path) if os.name == "nt" else None
+        return JournalStorage(JournalFileBackend(path, lock_obj=lock))
+    except Exception as error:  # OSError, or a file that is not a journal (decode errors)
+        message = " ".join(str(error).split()) or type(error).__name__
+        raise PairsearchError(f"cannot open storage {url}: {message[:300]}") from None
 
 
 # Optuna's RDBStorage creates the tables and inserts its schema version row when it opens a
@@ -205,6 +269,135 @@ def trial_ids(storage: optuna.storages.BaseStorage, study: optuna.Study,
     """``trial_id`` of several trials, with one study look-up."""
     study_id = storage.get_study_id_from_name(study.study_name)
     return [storage.get_trial_id_from_study_id_trial_number(study_id, n) for n in numbers]
+
+
+def set_trial_user_attrs(storage: optuna.storages.BaseStorage, trial_id: int,
+                         attrs: Mapping[str, Any]) -> None:
+    """Write several user attributes of one trial, in one write where the storage allows.
+
+    Optuna's public API writes one attribute per call, and each call is its own
+    transaction (RDB) or its own locked, fsynced append (journal): a trial's ~17
+    attributes cost ~17 of them. ``one_write`` says where this writes them all at once
+    instead: one transaction that checks the trial once and inserts the rows Optuna's
+    schema holds (RDB), or one append of the lines ``set_trial_user_attr`` would write
+    (journal). Elsewhere, or if a newer Optuna moved those internals, it writes them one
+    by one, with the same result. tests/search/test_trial_writes.py checks the
+    installed Optuna.
+
+    Args:
+        storage: The storage (an ``RDBStorage``, also wrapped in Optuna's cache, a
+            ``JournalStorage``, or any other).
+        trial_id: The storage's id of the trial (``trial_id``).
+        attrs: Attribute names and JSON-serialisable values.
+
+    Raises:
+        optuna.exceptions.UpdateFinishedTrialError: If the trial is already finished
+            (nothing is written then).
+        KeyError: If there is no such trial.
+    """
+    if not attrs:
+        return
+    backend = _unwrap(storage)
+    if isinstance(backend, optuna.storages.RDBStorage) and _rdb_one_write(backend):
+        try:
+            _rdb_user_attrs(backend, trial_id, attrs)
+            return
+        except sqlalchemy.exc.IntegrityError:
+            pass  # another process inserted one of the keys meanwhile: Optuna's upserts
+    elif isinstance(backend, JournalStorage) and _journal_one_write(backend):
+        _journal_user_attrs(backend, trial_id, attrs)
+        return
+    for key, value in attrs.items():
+        storage.set_trial_user_attr(trial_id, key, value)
+
+
+def one_write(storage: optuna.storages.BaseStorage) -> bool:
+    """Whether ``set_trial_user_attrs`` writes all of a trial's attributes in one write."""
+    backend = _unwrap(storage)
+    return (isinstance(backend, optuna.storages.RDBStorage) and _rdb_one_write(backend)) or \
+        (isinstance(backend, JournalStorage) and _journal_one_write(backend))
+
+
+def _unwrap(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:
+    """The RDBStorage inside Optuna's ``_CachedStorage`` (what a study holds), else itself."""
+    if _CachedStorage is not None and isinstance(storage, _CachedStorage):
+        return getattr(storage, "_backend", storage)
+    return storage
+
+
+def _rdb_one_write(storage: optuna.storages.RDBStorage) -> bool:
+    if _create_scoped_session is None or not hasattr(storage, "scoped_session"):
+        return False
+    table = getattr(getattr(_rdb_models, "TrialUserAttributeModel", None), "__table__", None)
+    return (table is not None and {"trial_id", "key", "value_json"} <= set(table.c.keys())
+            and callable(getattr(getattr(_rdb_models, "TrialModel", None),
+                                 "find_or_raise_by_id", None)))
+
+
+def _rdb_user_attrs(storage: optuna.storages.RDBStorage, trial_id: int,
+                    attrs: Mapping[str, Any]) -> None:
+    """One transaction: the trial checked once, its new keys inserted in one statement.
+
+    Optuna's ``set_trial_user_attr`` checks the trial and upserts one row per call; the
+    rows are the same here (``value_json`` is the value's JSON), written as plain inserts
+    and updates that every database SQLAlchemy supports.
+
+    Raises:
+        sqlalchemy.exc.IntegrityError: If another process inserted one of the keys
+            between the look-up and the insert (nothing is written then).
+    """
+    table = _rdb_models.TrialUserAttributeModel.__table__
+    with _create_scoped_session(storage.scoped_session) as session:
+        trial = _rdb_models.TrialModel.find_or_raise_by_id(trial_id, session)
+        storage.check_trial_is_updatable(trial_id, trial.state)
+        stored = set(session.scalars(sqlalchemy.select(table.c.key).where(
+            table.c.trial_id == trial_id, table.c.key.in_(list(attrs)))))
+        rows = [{"trial_id": trial_id, "key": key, "value_json": json.dumps(value)}
+                for key, value in attrs.items() if key not in stored]
+        if rows:
+            session.execute(table.insert(), rows)
+        for key in stored:
+            session.execute(table.update()
+                            .where(table.c.trial_id == trial_id, table.c.key == key)
+                            .values(value_json=json.dumps(attrs[key])))
+
+
+def _journal_one_write(storage: JournalStorage) -> bool:
+    return (JournalOperation is not None
+            and hasattr(JournalOperation, "SET_TRIAL_USER_ATTR")
+            and callable(getattr(getattr(storage, "_backend", None), "append_logs", None))
+            and callable(getattr(storage, "_sync_with_backend", None))
+            and hasattr(storage, "_thread_lock")
+            and hasattr(getattr(storage, "_replay_result", None), "worker_id"))
+
+
+def _journal_user_attrs(storage: JournalStorage, trial_id: int,
+                        attrs: Mapping[str, Any]) -> None:
+    """Append the lines ``JournalStorage.set_trial_user_attr`` would, under one file lock.
+
+    Readers (Optuna's replay) take one attribute per line, so the lines stay one per
+    attribute; what is saved is the lock, fsync and re-read of every call.
+    """
+    trial = storage.get_trial(trial_id)  # KeyError if there is none
+    if trial.state.is_finished():  # as set_trial_user_attr would, before writing anything
+        raise optuna.exceptions.UpdateFinishedTrialError(
+            f"trial #{trial.number} has already finished and cannot be updated")
+    with storage._thread_lock:
+        worker = storage._replay_result.worker_id
+        storage._backend.append_logs([
+            {"op_code": JournalOperation.SET_TRIAL_USER_ATTR, "worker_id": worker,
+             "trial_id": trial_id, "user_attr": {key: value}} for key, value in attrs.items()])
+        # Replaying our own lines raises once per line if another process finished the
+        # trial in the meantime: read them all, then raise once, as one call would.
+        error: Optional[Exception] = None
+        while True:
+            try:
+                storage._sync_with_backend()
+                break
+            except optuna.exceptions.UpdateFinishedTrialError as finished:
+                error = error or finished
+    if error is not None:
+        raise error
 
 
 def maybe_storage(study: optuna.Study,
