@@ -7,7 +7,7 @@
   ``optuna.storages.fail_stale_trials`` marks FAIL after the grace period.
 - ``recover_dead_trials``: at start-up and between trials, fails at once the
   RUNNING trials of dead processes on this host (no need to wait for the grace
-  period), and the stale ones of any host.
+  period), and, at most once per heartbeat interval, the stale ones of any host.
 - ``StopRequest``: the first Ctrl-C asks the search to stop after the current
   trial; the second interrupts the trial itself.
 - ``spawn_workers``: the extra processes of ``--workers N``, each told it is a
@@ -23,6 +23,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import warnings
 from types import FrameType
 from typing import Any, Mapping, Optional, Sequence
@@ -36,6 +37,8 @@ HOST = socket.gethostname()
 # A RUNNING trial no worker has labelled for this long was asked for by a worker that died
 # before it could label it (labelling takes milliseconds).
 UNLABELLED_SECONDS = 600
+# When each (storage, study) of this process was last checked for stale trials (monotonic).
+_stale_checked: dict[tuple[int, str], float] = {}
 
 
 def worker_id() -> str:
@@ -77,7 +80,10 @@ def recover_dead_trials(study: optuna.Study,
     """Fail the RUNNING trials whose worker is gone; returns how many were failed.
 
     Such trials keep no ``fail_reason`` (they did not fail on their own), so the
-    strategies evaluate their cells again.
+    strategies evaluate their cells again. Stale trials (another host's, without a
+    heartbeat for the grace period) are looked for at most once per heartbeat interval:
+    a trial turns stale only after the grace period, and the look-up (three reads of
+    the study) would otherwise be a large part of a short trial's fixed cost.
 
     Args:
         study: The study.
@@ -103,7 +109,8 @@ def recover_dead_trials(study: optuna.Study,
             failed += 1
         except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
             pass  # another worker got there first
-    if _heartbeat_interval(storage) is not None:
+    interval = _heartbeat_interval(storage)
+    if interval is not None and _stale_check_due(storage, study, interval):
         before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
         with warnings.catch_warnings():
             warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
@@ -112,8 +119,24 @@ def recover_dead_trials(study: optuna.Study,
     return failed
 
 
+def _stale_check_due(storage: optuna.storages.BaseStorage, study: optuna.Study,
+                     interval: float) -> bool:
+    """Whether ``interval`` seconds have passed since this process last looked for stale
+    trials of ``study`` (then the time is noted)."""
+    key = (id(storage), study.study_name)
+    now = time.monotonic()
+    if now - _stale_checked.get(key, float("-inf")) < interval:
+        return False
+    _stale_checked[key] = now
+    return True
+
+
 class Heartbeat:
     """Context manager recording the trials' heartbeats every interval from a daemon thread.
+
+    The first beat is recorded by the thread too, at once: the training starts meanwhile
+    instead of waiting for a write (a commit, an fsync), and leaving the context waits for
+    the thread, so no beat lands after the trial is told.
 
     Args:
         study: The study of the trials.
@@ -136,15 +159,16 @@ class Heartbeat:
     def __enter__(self) -> "Heartbeat":
         interval = _heartbeat_interval(self._storage)
         if interval is not None:
-            ids = trial_ids(self._storage, self._study, self._numbers)
-            self._beat(ids)
-
             def beat() -> None:
-                while not self._stop.wait(interval):
+                ids: Optional[list[int]] = None
+                while True:
                     try:
+                        ids = ids or trial_ids(self._storage, self._study, self._numbers)
                         self._beat(ids)
                     except Exception:  # a missed beat is retried at the next interval
                         pass
+                    if self._stop.wait(interval):
+                        return
 
             self._thread = threading.Thread(target=beat, daemon=True)
             self._thread.start()
