@@ -23,6 +23,7 @@ from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.evaluation import evaluate
+from pairsearch.search.compare import ALPHA, PairedTest, against_best
 from pairsearch.search.driver import Strategy, Wait, drive, wait_for_others
 from pairsearch.search.queries import best_distinct_trials, best_trial, retest_study_name
 from pairsearch.search.runner import Proposal, Runner, SearchSettings
@@ -106,8 +107,13 @@ def source_settings(source: optuna.Study, folds: int, device: str = "auto",
 
 def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, folds: int = 10,
            repeats: int = 10, device: str = "auto", precision: str = "auto", draws: int = 1,
-           progress: bool = False, stop: StopRequest = NEVER) -> pd.DataFrame:
+           progress: bool = False, stop: StopRequest = NEVER,
+           cv_repeats: int = 1) -> pd.DataFrame:
     """Retest the ``top`` best configurations of a study; test the one K-fold CV chooses.
+
+    Every candidate is scored on the same folds (``cv_repeats`` × K), so their per-fold
+    accuracies pair up: the table says which are statistically indistinguishable from
+    the chosen one (``compare.against_best``).
 
     Args:
         storage: Where the study lives.
@@ -120,6 +126,8 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
         draws: Draws of the pairs for the chosen configuration's test.
         progress: Show a progress bar.
         stop: Checked between trials.
+        cv_repeats: Repeats of the K-fold (each with its own split), the same for every
+            candidate.
 
     Returns:
         One row per configuration: search accuracy, K-fold accuracy, and the test accuracy
@@ -135,8 +143,11 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
         raise BadValue("folds", folds, "K-fold needs K >= 2")
     if repeats < 1:
         raise BadValue("repeats", repeats, "needs at least 1")
+    if cv_repeats < 1:
+        raise BadValue("cv_repeats", cv_repeats, "needs at least 1")
     source = load_existing(storage, study_name)
     space, settings = source_settings(source, folds, device, precision)
+    settings = replace(settings, repeats=cv_repeats)
     strategy = RetestStrategy(source, top, repeats, draws)
     target_name = retest_study_name(study_name)
     drive(strategy, space, settings, storage, target_name, progress, stop, batching="off")
@@ -174,18 +185,40 @@ def score_chosen(target: optuna.Study, space: SearchSpace, settings: SearchSetti
 
 def retest_table(target: optuna.Study, folds: Optional[int] = None) -> pd.DataFrame:
     """One row per retested configuration, best K-fold accuracy first; the chosen one has its
-    test scores."""
+    test scores.
+
+    ``diff`` and ``p`` compare each with the best by the corrected resampled t-test on
+    their paired fold scores (``compare``); ``tied`` marks those it cannot tell from the
+    best (p >= 0.05). Trials whose fold scores do not pair up (an older retest) get none.
+    """
     chosen = target.user_attrs.get("chosen") or {}
     folds = folds or study_meta(target).get("protocol", {}).get("folds")
+    trials = sorted(target.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
+                    key=lambda t: (-t.value, t.number))
+    tests = _paired_tests(trials, folds)
     rows = []
-    for trial in sorted(target.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)),
-                        key=lambda t: (-t.value, t.number)):
+    for trial in trials:
         is_chosen = chosen.get("retest_trial") == trial.number
+        test = tests.get(trial.number)
         rows.append({"trial": trial.user_attrs.get("source_trial"), **trial.params,
                      "search_acc": trial.user_attrs.get("search_value"),
                      f"cv{folds}_acc": trial.value,
                      f"cv{folds}_std": trial.user_attrs.get("accuracy_std"),
+                     "folds": len(trial.user_attrs.get("accuracies") or []),
+                     "diff": test.difference if test else np.nan,
+                     "p": test.p if test else np.nan,
+                     "tied": ("yes" if test.p >= ALPHA else "no") if test else "",
                      "chosen": "yes" if is_chosen else "",
                      "test_acc": chosen.get("test_accuracy_mean") if is_chosen else np.nan,
                      "test_std": chosen.get("test_accuracy_std") if is_chosen else np.nan})
     return pd.DataFrame(rows)
+
+
+def _paired_tests(trials: Sequence[optuna.trial.FrozenTrial],
+                  folds: Optional[int]) -> dict[int, PairedTest]:
+    """Each trial against the best, where all share one number of fold scores."""
+    scores = {t.number: t.user_attrs.get("accuracies") or [] for t in trials}
+    lengths = {len(v) for v in scores.values()}
+    if not folds or len(lengths) != 1 or min(lengths) < 2:
+        return {}
+    return against_best(scores, int(folds))

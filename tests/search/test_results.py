@@ -56,3 +56,16 @@ def test_report_for_a_genetic_study(tiny_space, tiny, storage, tmp_path):
         assert f"({png})" in text
     assert "## Per generation" in text and "model" in text
 
+
+
+def test_a_repeated_retest_scores_every_candidate_on_the_same_folds(storage, tiny_space, tiny):
+    """cv_repeats x K paired fold scores; the table tests each candidate against the best."""
+    run_grid(tiny_space(), tiny, storage, "g", progress=False)
+    table = retest(storage, "g", top=3, folds=2, repeats=1, device="cpu", cv_repeats=3)
+    study = optuna.load_study(study_name="g-retest", storage=storage)
+    assert all(len(t.user_attrs["accuracies"]) == 6 for t in study.trials)
+    assert study.user_attrs["pairsearch"]["protocol"]["repeats"] == 3
+    assert set(table["folds"]) == {6} and {"diff", "p", "tied"} <= set(table.columns)
+    best = table.iloc[0]
+    assert best["diff"] == 0 and best["p"] == 1 and best["tied"] == "yes"
+    assert (table["diff"] >= 0).all() and table["tied"].isin(["yes", "no"]).all()
