@@ -701,3 +701,30 @@ def test_a_quick_table_judges_nothing_against_the_report(tmp_path, capsys):
     assert [r["reduced"] for r in judged] == [[]] * 3
     assert main(["run", *common, "--quick", "--prefix", "smoke", "--table"]) == 0
     assert "below" in capsys.readouterr().out
+
+
+def test_report000_probs_linear_reading_runs_the_reports_grid_for_each_digit_loss_model():
+    from pairsearch.models import count_parameters, create_model
+
+    experiment = load_experiment("report000")
+    stages = {s.name: s for s in experiment.stages}
+    grid, test = stages["grid-probs-linear"], stages["test-probs-linear"]
+    space = stage_space(experiment, grid, None, {})
+    report_grid = stage_space(experiment, stages["grid"], None, {})
+    searched = {k: v for k, v in space.params.items() if k != "variant"}
+    assert searched == {k: v for k, v in report_grid.params.items() if k != "variant"}
+    assert searched and grid.get("folds") == 5  # the report's own grid, for each model
+    assert sorted(space.variants) == ["model_1_aux2", "model_1_ws_aux", "model_2_aux2",
+                                      "model_2_ws_aux"]
+    first = {k: v[0] for k, v in searched.items()}
+    for variant in space.variants:
+        config = space.config({**first, "variant": variant})
+        faithful = report_grid.config({**first, "variant": variant})
+        assert config.model == faithful.model and config.model_options == {
+            **faithful.model_options, "head": "probs_linear"}  # only the head differs
+        assert test.get("reported")[variant]["ablates"] == f"test/{variant}"
+        if variant == "model_1_ws_aux":  # "(20'820 vs 337'216 parameters)"
+            model = create_model(config.model, **config.model_options)
+            assert count_parameters(model) == test.get("reported")[variant]["params"]
+    assert test.get("best_of") == "grid-probs-linear" and "activated by softmax" in str(
+        grid.get("description"))
