@@ -728,3 +728,24 @@ def test_report000_probs_linear_reading_runs_the_reports_grid_for_each_digit_los
             assert count_parameters(model) == test.get("reported")[variant]["params"]
     assert test.get("best_of") == "grid-probs-linear" and "activated by softmax" in str(
         grid.get("description"))
+
+
+@pytest.mark.parametrize("stage_name, mirrored", [
+    ("last-layer-probabilities", "architectures"),
+    ("comparison-probabilities", "activation-optimizer")])
+def test_report001_probabilities_reading_changes_only_the_last_layers_input(stage_name,
+                                                                           mirrored):
+    experiment = load_experiment("report001")
+    stages = {s.name: s for s in experiment.stages}
+    space = stage_space(experiment, stages[stage_name], None, {})
+    source = stage_space(experiment, stages[mirrored], None, {})
+    for row, figures in stages[stage_name].get("reported").items():
+        assert figures["ablates"] == f"{mirrored}/{row}"
+        assert figures["error"] == stages[mirrored].get("reported")[row]["error"]
+        cell = dict(zip(["variant", *sorted(k for k in space.params if k != "variant")],
+                        row.split("/")))
+        cell = {k: type(space.params[k][0])(v) if k != "variant" else v
+                for k, v in cell.items()}
+        ours, faithful = space.config(cell), source.config(cell)
+        assert ours.model == faithful.model and ours.train == faithful.train
+        assert ours.model_options == {**faithful.model_options, "head": "probs_linear"}
