@@ -47,6 +47,7 @@ def _table_text(table) -> str:
 def cmd_models(args: argparse.Namespace) -> int:
     from pairsearch.evaluation import train_options
     from pairsearch.models import count_parameters, create_model, list_models, model_entry
+    from pairsearch.presets import load_preset, shipped_presets
 
     rows = []
     for name in list_models():
@@ -62,8 +63,12 @@ def cmd_models(args: argparse.Namespace) -> int:
         })
     training = {key: {"default": o.default, "values": o.describe()}
                 for key, o in train_options().items()}
+    presets = [{"name": p.name, "description": p.description, "found_by": p.found_by,
+                "settings": dict(p.settings)}
+               for p in map(load_preset, shipped_presets())]
     if args.json:
-        print(json.dumps({"models": rows, "training_options": training}, indent=2))
+        print(json.dumps({"models": rows, "training_options": training, "presets": presets},
+                         indent=2))
         return 0
     for row in rows:
         heads = "digit heads" if row["digit_heads"] else "no digit heads"
@@ -77,6 +82,11 @@ def cmd_models(args: argparse.Namespace) -> int:
     print("training options (every model):")
     for key, spec in training.items():
         print(f"    {key}={spec['default']}  [{spec['values']}]")
+    print("presets (pairsearch evaluate --preset NAME; without --model: best):")
+    for preset in presets:
+        settings = " ".join(f"{k}={v}" for k, v in preset["settings"].items())
+        print(f"    {preset['name']}: {settings}")
+        print(f"        {preset['description']}; found by: {preset['found_by']}")
     return 0
 
 
@@ -87,7 +97,13 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     settings = parse_settings(args.set)
     if args.epochs is not None:
         settings["epochs"] = str(args.epochs)
-    config = Config.from_settings(args.model, settings)
+    model = args.model
+    if model is None:
+        from pairsearch.presets import DEFAULT_PRESET, load_preset
+
+        preset = load_preset(args.preset or DEFAULT_PRESET)
+        model, settings = preset.model, {**preset.options(), **settings}
+    config = Config.from_settings(model, settings)
     protocol = Protocol("test" if args.test else "cv", args.folds, args.repeats, args.draws)
     device = resolve_device(args.device)
     draws = generate_draws(load_pools(args.data), args.train_pairs, args.test_pairs, args.seed,
@@ -232,7 +248,7 @@ def cmd_tpe(args: argparse.Namespace) -> int:
 
     return _run_search(args, "tpe", lambda space, settings, storage, name, stop: run_tpe(
         space, settings, storage, name, args.trials, not args.no_progress, stop, args.pruner,
-        args.min_epochs, args.eta))
+        args.min_epochs, args.eta, args.sampler))
 
 
 def cmd_genetic(args: argparse.Namespace) -> int:
@@ -288,7 +304,7 @@ def cmd_retest(args: argparse.Namespace) -> int:
     try:
         table = retest(open_storage(args.storage, create=False), args.study, args.top,
                        args.folds, args.repeats, args.device, args.precision, args.draws,
-                       not args.no_progress, stop)
+                       not args.no_progress, stop, args.cv_repeats)
     finally:
         stop.uninstall()
     print(_table_text(table))

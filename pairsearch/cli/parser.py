@@ -19,6 +19,7 @@ from pairsearch.names import (
     INDIVIDUALITY,
     PRECISIONS,
     PRUNERS,
+    SAMPLERS,
 )
 
 INPUTS = ("standardised", "raw")  # data.pairs.INPUTS, without importing torch
@@ -178,9 +179,15 @@ def build_parser() -> Parser:
 
     ev = command("evaluate", "train and score one configuration",
                  (_data_source(), _pairs(), _seed_device()))
-    ev.add_argument("--model", required=True, help="registered model name (see `models`)")
+    chosen = ev.add_mutually_exclusive_group()
+    chosen.add_argument("--model", default=None,
+                        help="registered model name (see `models`); default: the best preset")
+    chosen.add_argument("--preset", default=None, metavar="NAME",
+                        help="a named configuration (see `models`) or a preset TOML file; "
+                             "default: best, the configuration the search chose")
     ev.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                    help="a model or training option, e.g. lr=0.01 (repeatable)")
+                    help="a model or training option, e.g. lr=0.01 (repeatable; over a "
+                         "preset's)")
     ev.add_argument("--folds", type=int, default=5, metavar="K",
                     help="K of the stratified K-fold on the training pairs (default 5)")
     ev.add_argument("--repeats", type=positive_int("--repeats"), default=1, metavar="R",
@@ -207,6 +214,9 @@ def build_parser() -> Parser:
                      help="finished trials the study should hold")
     tpe.add_argument("--pruner", default="median", choices=PRUNERS,
                      help="median (default), hyperband, halving (successive halving) or none")
+    tpe.add_argument("--sampler", default="tpe", choices=SAMPLERS,
+                     help="Optuna's sampler: tpe (default), random (random search, the "
+                          "baseline) or nsga2 (Optuna's genetic algorithm)")
     ga = command("genetic", "report 002's genetic algorithm with a diversity bonus (DEAP)",
                  (_search(), _strategy_seed(), _budget()))
     ga.add_argument("--pop", type=int, default=10, help="population size (default 10)")
@@ -239,6 +249,9 @@ def build_parser() -> Parser:
     retest.add_argument("--study", required=True, metavar="NAME")
     retest.add_argument("--top", type=positive_int("--top"), default=3, metavar="N")
     retest.add_argument("--folds", type=int, default=10, metavar="K")
+    retest.add_argument("--cv-repeats", type=positive_int("--cv-repeats"), default=3,
+                        metavar="R", help="repeats of the K-fold, the same folds for every "
+                                          "candidate, so they compare pairwise (default 3)")
     retest.add_argument("--repeats", type=positive_int("--repeats"), default=10, metavar="R",
                         help="trainings of the chosen configuration per draw (default 10)")
     retest.add_argument("--draws", type=positive_int("--draws"), default=3, metavar="D",

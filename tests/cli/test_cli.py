@@ -121,3 +121,55 @@ def test_help_does_not_wait_for_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "False"
+
+
+def test_evaluate_without_a_model_trains_the_best_preset():
+    result = run("evaluate", "--epochs", "1", "--train-pairs", "100", "--folds", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    from pairsearch.presets import load_preset
+
+    preset = load_preset("best")
+    config = json.loads(result.stdout)["config"]
+    assert config["model"] == preset.model
+    for key, value in preset.options().items():
+        if key != "epochs":  # --epochs wins over the preset's
+            assert config[key] == value, key
+    assert config["epochs"] == 1
+
+
+def test_a_set_option_overrides_the_preset_and_models_lists_it():
+    result = run("evaluate", "--preset", "best", "--set", "lr=0.002", "--epochs", "1",
+                 "--train-pairs", "100", "--folds", "2", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["config"]["lr"] == 0.002
+    listed = json.loads(run("models", "--json").stdout)["presets"]
+    assert [p["name"] for p in listed] == ["best"] and listed[0]["found_by"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("--preset", "fastest"), "preset 'fastest' not found"),
+    (("--preset", "best", "--model", "mlp"), "not allowed with argument"),
+    (("--set", "colour=red"), "unknown option 'colour'"),
+])
+def test_a_bad_preset_is_one_line_and_exit_2(args, message):
+    result = run("evaluate", *args, "--epochs", "1", "--train-pairs", "100")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) <= 2
+
+
+def test_a_preset_file_setting_an_option_its_model_lacks_is_refused(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('[settings]\nmodel = "mlp"\nhead = "probs_mlp"\n')
+    result = run("evaluate", "--preset", str(path), "--epochs", "1")
+    assert result.returncode == 2 and "preset 'mine': unknown option 'head'" in result.stderr
+
+
+def test_a_family_option_its_model_does_not_read_is_one_line_and_exit_2(tmp_path):
+    space = tmp_path / "families.toml"
+    space.write_text('[params]\nlr = [0.001]\n[families.a]\nmodel = "mlp"\n'
+                     'head = ["probs_mlp", "logits_linear"]\n')
+    db = tmp_path / "s.db"
+    result = run("tpe", "--space", str(space), "--trials", "1", "--storage", f"sqlite:///{db}")
+    assert result.returncode == 2, result.stderr
+    assert "family 'a': model 'mlp' does not read 'head'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not db.exists()
