@@ -110,7 +110,8 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
             source = study_name(experiment, Stage(stage.get("of"), "grid"))
             table = retest(storage, source, int(stage.get("top", 3)), int(stage.get("folds", 10)),
                            int(stage.get("repeats", 10)), options.device, options.precision,
-                           int(stage.get("draws", 1)), options.progress, stop)
+                           int(stage.get("draws", 1)), options.progress, stop,
+                           int(stage.get("cv_repeats", 1)))
             report(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
             studies.append(name)
             continue
@@ -122,7 +123,11 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
                                stop=stop, strategy=stage.kind)
         elif stage.kind == "tpe":
             summary = run_tpe(space, settings, storage, name, int(stage.get("trials", 50)),
-                              progress=options.progress, stop=stop)
+                              progress=options.progress, stop=stop,
+                              pruner=str(stage.get("pruner", "median")),
+                              min_epochs=int(stage.get("min_epochs", 1)),
+                              eta=int(stage.get("eta", 3)),
+                              sampler=str(stage.get("sampler", "tpe")))
         else:
             genetic = GeneticSettings(**{k: stage.get(k) for k in GENETIC_KEYS
                                          if stage.get(k) is not None})

@@ -7,12 +7,14 @@ An experiment is a list of stages, each stored as one Optuna study named
 kind       what the stage does
 =========  ======================================================================
 grid       every cell of its space, scored by K-fold CV on the training pairs
-tpe        Optuna TPE for ``trials`` trials (CV)
+tpe        an Optuna sampler for ``trials`` trials (CV): ``sampler`` (tpe, random,
+           nsga2), ``pruner``, ``min_epochs``, ``eta`` as ``pairsearch tpe`` takes them
 genetic    report 002's genetic algorithm (CV): ``pop``, ``gens``, ...
 test       every cell trained ``repeats`` times on all training pairs, on each of
            ``draws`` draws of the pairs, and scored on the test pairs (the reports'
            protocol)
-retest     the ``top`` best configurations of stage ``of`` with K=10 CV; the one it
+retest     the ``top`` best configurations of stage ``of`` with K=10 CV (repeated
+           ``cv_repeats`` times on the same folds for every candidate); the one it
            chooses is scored on the test pairs (report 002's second stage)
 =========  ======================================================================
 
@@ -45,8 +47,10 @@ SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
                  "seconds", "note", "beside", "ablates", "retests", "metric"}
 METRICS = ("accuracy", "train_accuracy", "best_replica")
-_STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "top", "trials",
-                "quick", "select", "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS)
+TPE_KEYS = {"trials", "pruner", "min_epochs", "eta", "sampler"}
+RETEST_KEYS = {"top", "cv_repeats"}
+_STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "quick", "select",
+                "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS | TPE_KEYS | RETEST_KEYS)
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}
 
 
