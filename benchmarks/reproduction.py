@@ -235,10 +235,65 @@ def _best(storage, prefixes: dict[str, str], provenance: str) -> list[str]:
              "`pairsearch run best`", ""]
     if not any(stage_study_name(experiment, stage) in names for stage in experiment.stages):
         return lines + ["Not run yet.", ""]
-    lines += _chosen(experiment, storage, names) + _across_experiments(storage, prefixes, names)
+    lines += _chosen(experiment, storage, names) + _selection(experiment, storage, names)
+    lines += _across_experiments(storage, prefixes, names)
     times = experiment_times(experiment, storage)
-    return lines + [f"Time in trials: {times['seconds'] / 60:.0f} min; devices: "
+    tested = sum(c.get("train_seconds") or 0 for _, c in _retests(experiment, storage, names)
+                 if c)
+    return lines + [f"Time in trials: {times['seconds'] / 60:.0f} min, and "
+                    f"{tested / 60:.0f} min training the chosen configuration for its test; "
+                    f"from the first trial's start to the last one's end: "
+                    f"{_wall_minutes(experiment, storage, names):.0f} min; devices: "
                     f"{', '.join(times['devices'])}.", ""]
+
+
+def _selection(experiment, storage, names: set[str]) -> list[str]:
+    """The selection path: how many trials and families the search ran, and each retest's
+    candidates with their repeated-CV scores and the paired test against the best."""
+    from pairsearch.search.retest import retest_table
+    from pairsearch.search.space import FAMILY
+
+    lines = []
+    for stage in experiment.stages:
+        name = stage_study_name(experiment, stage)
+        if name not in names:
+            continue
+        study = optuna.load_study(study_name=name, storage=storage)
+        if stage.kind == "retest":
+            table = retest_table(study)
+            if table.empty:
+                continue
+            lines += [f"`{stage.name}`'s candidates, by their {table['folds'].iloc[0]} paired "
+                      "fold scores (diff: below the best, in points; p: the corrected "
+                      "resampled t-test; tied: p >= 0.05, which CV cannot tell from the best):",
+                      ""]
+            keep = [c for c in table.columns if c not in ("chosen", "test_acc", "test_std")]
+            shown = table[keep].copy()
+            shown["diff"] = 100 * shown["diff"]
+            lines += [shown.to_markdown(index=False, floatfmt=".4f"), ""]
+            continue
+        finished = study.get_trials(deepcopy=False, states=(
+            optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
+        families = {t.params.get(FAMILY, t.params.get("model")) for t in finished}
+        complete = [t for t in finished if t.state == optuna.trial.TrialState.COMPLETE]
+        lines += [f"`{stage.name}`: {len(finished)} trials over {len(families)} families "
+                  f"({len(complete)} trained to the end, the others stopped by the pruner); "
+                  f"best 3-fold CV {max(t.value for t in complete):.4f}.", ""]
+    return lines
+
+
+def _wall_minutes(experiment, storage, names: set[str]) -> float:
+    starts, ends = [], []
+    for stage in experiment.stages:
+        name = stage_study_name(experiment, stage)
+        if name not in names:
+            continue
+        for trial in optuna.load_study(study_name=name, storage=storage).get_trials(
+                deepcopy=False):
+            if trial.datetime_start and trial.datetime_complete:
+                starts.append(trial.datetime_start)
+                ends.append(trial.datetime_complete)
+    return (max(ends) - min(starts)).total_seconds() / 60 if starts else 0.0
 
 
 def _kept_sections(path: str) -> dict[str, list[str]]:

@@ -14,6 +14,9 @@ benchmark continues where it stopped):
 - ``halving``: successive halving of the grid from ``--min-epochs`` (deterministic: one
   run); ``halving-N`` starts from N epochs instead;
 - ``tpe``, ``tpe-hyperband``: Optuna TPE with the median pruner / Hyperband, per seed;
+- ``random`` (random search, no pruner: the baseline), ``random-median`` (random search
+  with the median pruner), ``nsga2`` (Optuna's NSGA-II, its own genetic algorithm), with
+  ``--tpe-trials`` trials each, per seed;
 - ``ga-faithful`` (report 002: fitness = accuracy + 0.75 × individuality),
   ``ga-normalised`` (0.75 × individuality / its maximum), ``ga-nobonus``,
   ``ga-decaying`` (the bonus falls to 0 at the last generation), ``ga-sharing``
@@ -58,7 +61,11 @@ GA_VARIANTS = {
     "ga-decaying": {"diversity": 0.75, "fitness": "decaying"},
     "ga-sharing": {"fitness": "sharing"},
 }
-TPE_VARIANTS = {"tpe": "median", "tpe-hyperband": "hyperband"}
+# Optuna samplers: (sampler, pruner). ``random`` is random search, the baseline every other
+# strategy must beat at the same cost; ``nsga2`` is Optuna's own genetic algorithm.
+TPE_VARIANTS = {"tpe": ("tpe", "median"), "tpe-hyperband": ("tpe", "hyperband"),
+                "random": ("random", "none"), "random-median": ("random", "median"),
+                "nsga2": ("nsga2", "none")}
 ALL = ["grid", "halving", *TPE_VARIANTS, *GA_VARIANTS]
 WITHIN = 0.005  # "within 0.5 points"
 
@@ -123,11 +130,12 @@ def run_all(args: argparse.Namespace, storage, seeds: list[int]) -> None:
                                         progress=False))
     for seed in seeds:
         settings = SearchSettings(**base, strategy_seed=seed)
-        for name, pruner in TPE_VARIANTS.items():
+        for name, (sampler, pruner) in TPE_VARIANTS.items():
             if name in args.strategies:
                 timed(f"{name}-s{seed}", lambda: run_tpe(
                     space, settings, storage, study_name(name, seed), args.tpe_trials,
-                    progress=False, pruner=pruner, min_epochs=args.min_epochs, eta=args.eta))
+                    progress=False, pruner=pruner, min_epochs=args.min_epochs, eta=args.eta,
+                    sampler=sampler))
         for name, options in GA_VARIANTS.items():
             if name in args.strategies:
                 genetic = GeneticSettings(pop=args.pop, gens=args.gens, **options)
@@ -248,7 +256,7 @@ def _plot(args: argparse.Namespace, curves: dict[str, list], grid_points: list,
         axis.legend(loc="lower right", fontsize=8)
     axes[0].set_ylim(min(lowest, best - 0.1) - 0.01, best + 0.01)
     axes[0].set_ylabel("best mean CV accuracy so far")
-    axes[0].set_title("grid, successive halving, TPE", fontsize=10)
+    axes[0].set_title("grid, successive halving, Optuna's samplers", fontsize=10)
     axes[1].set_title("genetic algorithm variants", fontsize=10)
     figure.suptitle(f"{args.space}: {args.folds}-fold CV, {args.epochs} epochs, "
                     f"{args.train_pairs} pairs; medians and interquartile ranges over seeds",
