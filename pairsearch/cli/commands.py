@@ -248,7 +248,7 @@ def cmd_tpe(args: argparse.Namespace) -> int:
 
     return _run_search(args, "tpe", lambda space, settings, storage, name, stop: run_tpe(
         space, settings, storage, name, args.trials, not args.no_progress, stop, args.pruner,
-        args.min_epochs, args.eta, args.sampler))
+        args.min_epochs, args.eta, args.sampler, args.batching))
 
 
 def cmd_genetic(args: argparse.Namespace) -> int:

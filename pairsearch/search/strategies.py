@@ -268,12 +268,20 @@ class TpeStrategy(Strategy):
 def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
             study_name: str, trials: int, progress: bool = True, stop: StopRequest = NEVER,
             pruner: str = "median", min_epochs: int = 1, eta: int = 3,
-            sampler: str = "tpe") -> SearchSummary:
+            sampler: str = "tpe", batching: str = "auto") -> SearchSummary:
     """An Optuna sampler (TPE by default) until the study holds ``trials`` finished trials.
+
+    Args:
+        batching: ``auto`` or ``off``; ``on`` is refused: the sampler proposes one trial
+            at a time, from every result so far, so there is never a batch to train
+            together.
 
     Raises:
         PairsearchError: If the study exists with another space, protocol or sampler, or
-            on bad settings.
+            on bad settings (``batching="on"`` among them).
     """
+    if batching == "on":
+        raise BadValue("batching", batching, "tpe proposes one trial at a time, from every "
+                       "result so far: there is no batch to train together (use auto or off)")
     return drive(TpeStrategy(trials, pruner, min_epochs, eta, sampler), space, settings,
-                 storage, study_name, progress, stop)
+                 storage, study_name, progress, stop, batching)

@@ -69,6 +69,8 @@ def test_grid_genetic_tpe_show_studies(tmp_path, space_file):
     (["grid", "--halving", "--space", "quick", "--epochs", "4", "--min-epochs", "9"],
      "bad value 9 for --min-epochs"),
     (["tpe", "--trials", "3", "--pruner", "hyperband", "--eta", "1"], "bad value 1 for --eta"),
+    (["tpe", "--trials", "3", "--batching", "on"], "bad value 'on' for --batching"),
+    (["tpe", "--trials", "3", "--sampler", "cmaes"], "invalid choice: 'cmaes'"),
     (["show", "--study", "nothing"], "no database"),
 ])
 def test_bad_search_input(tmp_path, args, message):
