@@ -7,6 +7,8 @@ then keep pairsearch correct but slow again).
 
 from __future__ import annotations
 
+import os
+
 import optuna
 import pytest
 import sqlalchemy
@@ -19,6 +21,7 @@ from pairsearch.search.storage import (
     one_write,
     open_storage,
     set_trial_user_attrs,
+    study_names,
     study_storage,
     trial_id,
 )
@@ -29,11 +32,23 @@ ATTRS = {"config_key": '{"lr": 0.01}', "accuracies": [0.5, 0.75, 1.0], "accuracy
          "fail_reason": "NaN loss"}
 
 
-@pytest.fixture(params=["sqlite", "journal"])
-def any_storage(request, tmp_path) -> optuna.storages.BaseStorage:
+@pytest.fixture(params=["sqlite", "journal", "postgresql"])
+def any_storage(request, tmp_path):
+    """SQLite, a journal file, and PostgreSQL where PAIRSEARCH_TEST_POSTGRES names one (the
+    studies a test makes there are deleted after it)."""
+    if request.param == "postgresql":
+        url = os.environ.get("PAIRSEARCH_TEST_POSTGRES")
+        if not url:
+            pytest.skip("PAIRSEARCH_TEST_POSTGRES (a PostgreSQL URL) not set")
+        storage = open_storage(url)
+        before = set(study_names(storage))
+        yield storage
+        for name in set(study_names(storage)) - before:
+            optuna.delete_study(study_name=name, storage=storage)
+        return
     name = "s.db" if request.param == "sqlite" else "s.log"
     prefix = "sqlite:///" if request.param == "sqlite" else "journal:///"
-    return open_storage(f"{prefix}{tmp_path / name}")
+    yield open_storage(f"{prefix}{tmp_path / name}")
 
 
 def _per_attribute(monkeypatch) -> None:
