@@ -253,8 +253,9 @@ class TpeStrategy(Strategy):
             return wait_for_others(study)
         prune = self.pruner_name != "none"
         if self.warm_cells:
-            taken = {claim_of(t) for t in study.get_trials(deepcopy=False) if holds_claim(t)}
-            cold = [c for c in self.warm_cells if cell_key(c) not in taken]
+            # Any trial of a warm cell, pruned ones included, means it was tried once.
+            tried = {claim_of(t) for t in study.get_trials(deepcopy=False)}
+            cold = [c for c in self.warm_cells if cell_key(c) not in tried]
             if cold:
                 return [Proposal(cold[0], claim=True, prune=prune)]
         return [Proposal(None, prune=prune)]

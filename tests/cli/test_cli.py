@@ -92,7 +92,7 @@ def test_python_m_and_console_script_agree():
     (["evaluate", "--model", "mlp", "--data", "mnist-test:/no/such/dir"], "not found"),
     (["evaluate", "--model", "mlp", "--device", "tpu"], "unknown device"),
     (["evaluate", "--model", "mlp", "--seed", "-3"], "--seed"),
-    (["evaluate"], "--model"),
+    (["evaluate", "--preset", "nothing"], "preset 'nothing' not found"),
     (["frobnicate"], "invalid choice"),
 ])
 def test_bad_input_is_one_line_exit_2(args, message):

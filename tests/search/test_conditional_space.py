@@ -124,3 +124,22 @@ def test_the_genetic_algorithm_reads_only_the_genes_of_its_family(storage, tiny)
     study = optuna.load_study(study_name="ga", storage=storage)
     for trial in study.get_trials(states=(TrialState.COMPLETE,)):
         assert set(trial.params) == set(space.active(trial.params[FAMILY]))
+
+
+def test_a_pruned_warm_start_cell_is_not_proposed_again(storage, tiny):
+    """Each family is tried once at its first values, whatever became of the trial."""
+    from pairsearch.search.driver import CLAIM
+    from pairsearch.search.runner import cell_key
+    from pairsearch.search.strategies import TpeStrategy
+
+    space = load_space("zoo-small")
+    strategy = TpeStrategy(trials=10)
+    strategy.make_runner(space, tiny)
+    study = optuna.create_study(storage=storage, study_name="warm", direction="maximize")
+    first = strategy.warm_cells[0]
+    study.enqueue_trial(first, user_attrs={CLAIM: cell_key(first)})
+    trial = study.ask()
+    space.suggest(trial)
+    study.tell(trial, state=TrialState.PRUNED)
+    proposal = strategy.propose(study)[0]
+    assert proposal.cell == strategy.warm_cells[1]
