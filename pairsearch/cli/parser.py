@@ -78,7 +78,9 @@ def _parent() -> Parser:
 def _storage() -> Parser:
     parent = _parent()
     parent.add_argument("--storage", default=DEFAULT_STORAGE, metavar="URL",
-                        help=f"Optuna storage URL (default {DEFAULT_STORAGE})")
+                        help=f"Optuna storage URL (default {DEFAULT_STORAGE}), or "
+                             "journal:///FILE (relative; journal:////ABS/FILE) for Optuna's "
+                             "JournalStorage")
     return parent
 
 
