@@ -257,7 +257,9 @@ class TpeStrategy(Strategy):
             tried = {claim_of(t) for t in study.get_trials(deepcopy=False)}
             cold = [c for c in self.warm_cells if cell_key(c) not in tried]
             if cold:
-                return [Proposal(cold[0], claim=True, prune=prune)]
+                # Never pruned: a family whose pair output learns late (digit heads first)
+                # would fall below the median at the first epochs and never be seen whole.
+                return [Proposal(cold[0], claim=True, curve=prune)]
         return [Proposal(None, prune=prune)]
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
