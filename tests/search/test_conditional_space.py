@@ -143,3 +143,5 @@ def test_a_pruned_warm_start_cell_is_not_proposed_again(storage, tiny):
     study.tell(trial, state=TrialState.PRUNED)
     proposal = strategy.propose(study)[0]
     assert proposal.cell == strategy.warm_cells[1]
+    # Trained to the end: its curve reaches the pruner's statistics, the pruner never stops it.
+    assert proposal.curve and not proposal.prune
