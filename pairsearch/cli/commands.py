@@ -304,7 +304,7 @@ def cmd_retest(args: argparse.Namespace) -> int:
     try:
         table = retest(open_storage(args.storage, create=False), args.study, args.top,
                        args.folds, args.repeats, args.device, args.precision, args.draws,
-                       not args.no_progress, stop, args.cv_repeats)
+                       not args.no_progress, stop, args.cv_repeats, args.per_architecture)
     finally:
         stop.uninstall()
     print(_table_text(table))

@@ -254,6 +254,10 @@ def build_parser() -> Parser:
     retest.add_argument("--cv-repeats", type=positive_int("--cv-repeats"), default=3,
                         metavar="R", help="repeats of the K-fold, the same folds for every "
                                           "candidate, so they compare pairwise (default 3)")
+    retest.add_argument("--per-architecture", type=positive_int("--per-architecture"),
+                        default=None, metavar="N",
+                        help="at most N candidates of one family or model (1: the best of "
+                             "each of the --top best architectures)")
     retest.add_argument("--repeats", type=positive_int("--repeats"), default=10, metavar="R",
                         help="trainings of the chosen configuration per draw (default 10)")
     retest.add_argument("--draws", type=positive_int("--draws"), default=3, metavar="D",

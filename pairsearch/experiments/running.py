@@ -111,7 +111,8 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
             table = retest(storage, source, int(stage.get("top", 3)), int(stage.get("folds", 10)),
                            int(stage.get("repeats", 10)), options.device, options.precision,
                            int(stage.get("draws", 1)), options.progress, stop,
-                           int(stage.get("cv_repeats", 1)))
+                           int(stage.get("cv_repeats", 1)),
+                           stage.get("per_architecture"))
             report(table.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
             studies.append(name)
             continue

@@ -48,7 +48,7 @@ REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accu
                  "seconds", "note", "beside", "ablates", "retests", "metric"}
 METRICS = ("accuracy", "train_accuracy", "best_replica")
 TPE_KEYS = {"trials", "pruner", "min_epochs", "eta", "sampler"}
-RETEST_KEYS = {"top", "cv_repeats"}
+RETEST_KEYS = {"top", "cv_repeats", "per_architecture"}
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "quick", "select",
                 "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS | TPE_KEYS | RETEST_KEYS)
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}

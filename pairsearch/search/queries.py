@@ -30,8 +30,15 @@ def config_key_of(trial: FrozenTrial) -> str:
     return trial.user_attrs.get("config_key") or str(sorted(trial.params.items()))
 
 
+def architecture_of(trial: FrozenTrial) -> Optional[str]:
+    """The trial's family (a conditional space) or model (a flat one), if its cell names one."""
+    value = trial.params.get("family", trial.params.get("model"))
+    return None if value is None else str(value)
+
+
 def best_distinct_trials(study: optuna.Study, top: Optional[int] = None,
-                         with_runs: bool = False) -> list[FrozenTrial]:
+                         with_runs: bool = False,
+                         per_architecture: Optional[int] = None) -> list[FrozenTrial]:
     """Complete trials, best first, one per configuration (the first that reached a value).
 
     Ties go to the lower trial number. With ``with_runs``, only trials that stored their
@@ -41,14 +48,21 @@ def best_distinct_trials(study: optuna.Study, top: Optional[int] = None,
         study: The study.
         top: How many (all when ``None``).
         with_runs: Keep only trials with per-run accuracies.
+        per_architecture: At most this many of one family or model (``architecture_of``):
+            the best of several architectures rather than near-copies of the first.
     """
     best: list[FrozenTrial] = []
     seen: set[str] = set()
+    counts: dict[Optional[str], int] = {}
     complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     for trial in sorted(complete, key=lambda t: (-t.value, t.number)):
         key = config_key_of(trial)
         if key in seen or (with_runs and not run_accuracies(trial)):
             continue
+        architecture = architecture_of(trial)
+        if per_architecture is not None and counts.get(architecture, 0) >= per_architecture:
+            continue
+        counts[architecture] = counts.get(architecture, 0) + 1
         seen.add(key)
         best.append(trial)
         if top is not None and len(best) == top:

@@ -41,14 +41,15 @@ class RetestStrategy(Strategy):
         test_repeats: Trainings of the chosen configuration on each draw, scored on the
             test pairs.
         test_draws: Draws of the pairs for the chosen configuration's test.
+        per_architecture: At most this many candidates of one family (or model).
     """
 
     name = "retest"
 
     def __init__(self, source: optuna.Study, top: int, test_repeats: int,
-                 test_draws: int) -> None:
+                 test_draws: int, per_architecture: Optional[int] = None) -> None:
         self.source = source
-        self.best = best_distinct_trials(source, top)
+        self.best = best_distinct_trials(source, top, per_architecture=per_architecture)
         if not self.best:
             raise PairsearchError(f"study {source.study_name!r} has no complete trial to "
                                   "retest")
@@ -108,7 +109,7 @@ def source_settings(source: optuna.Study, folds: int, device: str = "auto",
 def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, folds: int = 10,
            repeats: int = 10, device: str = "auto", precision: str = "auto", draws: int = 1,
            progress: bool = False, stop: StopRequest = NEVER,
-           cv_repeats: int = 1) -> pd.DataFrame:
+           cv_repeats: int = 1, per_architecture: Optional[int] = None) -> pd.DataFrame:
     """Retest the ``top`` best configurations of a study; test the one K-fold CV chooses.
 
     Every candidate is scored on the same folds (``cv_repeats`` × K), so their per-fold
@@ -128,6 +129,10 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
         stop: Checked between trials.
         cv_repeats: Repeats of the K-fold (each with its own split), the same for every
             candidate.
+        per_architecture: At most this many candidates of one family or model: with 1,
+            the best configuration of each of the ``top`` best architectures, so that the
+            repeated CV compares architectures rather than near-copies of the first
+            (whose 3-fold differences are mostly noise).
 
     Returns:
         One row per configuration: search accuracy, K-fold accuracy, and the test accuracy
@@ -145,10 +150,12 @@ def retest(storage: optuna.storages.BaseStorage, study_name: str, top: int, fold
         raise BadValue("repeats", repeats, "needs at least 1")
     if cv_repeats < 1:
         raise BadValue("cv_repeats", cv_repeats, "needs at least 1")
+    if per_architecture is not None and per_architecture < 1:
+        raise BadValue("per_architecture", per_architecture, "needs at least 1")
     source = load_existing(storage, study_name)
     space, settings = source_settings(source, folds, device, precision)
     settings = replace(settings, repeats=cv_repeats)
-    strategy = RetestStrategy(source, top, repeats, draws)
+    strategy = RetestStrategy(source, top, repeats, draws, per_architecture)
     target_name = retest_study_name(study_name)
     drive(strategy, space, settings, storage, target_name, progress, stop, batching="off")
     target = optuna.load_study(study_name=target_name, storage=storage)

@@ -69,3 +69,20 @@ def test_a_repeated_retest_scores_every_candidate_on_the_same_folds(storage, tin
     best = table.iloc[0]
     assert best["diff"] == 0 and best["p"] == 1 and best["tied"] == "yes"
     assert (table["diff"] >= 0).all() and table["tied"].isin(["yes", "no"]).all()
+
+
+def test_a_retest_can_take_the_best_of_each_architecture(storage, tiny_space, tiny):
+    """per_architecture=1: the top candidates are the best cell of each model, not the best
+    cells overall (which may all be one model's)."""
+    from pairsearch.search.queries import best_distinct_trials
+
+    space = tiny_space(model=["mlp", "siamese_aux"], lr=[1e-3, 1e-2, 3e-3])
+    run_grid(space, tiny, storage, "g", progress=False)
+    study = optuna.load_study(study_name="g", storage=storage)
+    per_model = best_distinct_trials(study, 2, per_architecture=1)
+    assert sorted(t.params["model"] for t in per_model) == ["mlp", "siamese_aux"]
+    for trial in per_model:  # each is its model's best
+        same = [t.value for t in study.trials if t.params["model"] == trial.params["model"]]
+        assert trial.value == max(same)
+    table = retest(storage, "g", top=2, folds=2, repeats=1, device="cpu", per_architecture=1)
+    assert sorted(table["model"]) == ["mlp", "siamese_aux"]
