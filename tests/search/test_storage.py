@@ -37,10 +37,10 @@ def test_a_study_names_its_value_and_keeps_its_settings(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")
     study = open_study(storage, "s", {"strategy": "grid", "protocol": {"folds": 3}})
     assert study.metric_names == ["cv_accuracy"]
-    frame = study.trials_dataframe()
     trial = study.ask()
     study.tell(trial, 0.5)
-    assert "value" in study.trials_dataframe().columns or frame.empty
+    frame = study.trials_dataframe()
+    assert list(frame["value_cv_accuracy"]) == [0.5]  # the dashboard's and pandas' name
     assert storage.get_trial(trial_id(storage, study, trial.number)).value == 0.5
     with pytest.raises(PairsearchError, match=re.escape("different protocol (folds 3 stored, 5 now)")):
         open_study(storage, "s", {"strategy": "grid", "protocol": {"folds": 5}})
