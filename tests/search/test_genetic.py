@@ -127,5 +127,10 @@ def test_niche_counts_and_the_fitness_variants(storage, tiny_space, tiny):
             if fitness == "decaying":  # weight 0.75 in generation 0, 0.375 in generation 1
                 weight = 0.75 * (1 - trial.user_attrs["generation"] / 2)
                 assert trial.user_attrs["fitness"] == pytest.approx(accuracy + weight * bonus)
-            else:  # no bonus; the accuracy shared within the niche
-                assert 0 < trial.user_attrs["fitness"] <= accuracy
+            else:  # no bonus; the accuracy divided by the niche count in its generation
+                generation = sorted((t for t in study.trials if t.user_attrs["generation"]
+                                     == trial.user_attrs["generation"]),
+                                    key=lambda t: t.user_attrs["individual"])
+                niches = niche_counts([t.user_attrs["genes"] for t in generation], [2, 2, 2])
+                niche = niches[trial.user_attrs["individual"]]
+                assert trial.user_attrs["fitness"] == pytest.approx(accuracy / niche)
