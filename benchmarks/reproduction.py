@@ -200,8 +200,13 @@ def _chosen(experiment, storage, names: set[str]) -> list[str]:
         params = ", ".join(f"{k} {v}" for k, v in chosen["params"].items())
         mean, std = 100 * chosen["test_accuracy_mean"], 100 * chosen["test_accuracy_std"]
         protocol = chosen["test_protocol"]
-        lines += [f"`{stage.name}`: chosen by {protocol['folds']}-fold CV "
-                  f"({chosen['cv_accuracy']:.4f}) among the {stage.get('top')} best of stage "
+        repeats = stage.get("cv_repeats", 1)
+        cv = f"{stage.get('folds', 10)}-fold CV" + (f" x {repeats}" if repeats > 1 else "")
+        among = (f"the best configuration of each of the {stage.get('top')} best "
+                 "architectures" if stage.get("per_architecture") == 1
+                 else f"the {stage.get('top')} best")
+        lines += [f"`{stage.name}`: chosen by {cv} "
+                  f"({chosen['cv_accuracy']:.4f}) among {among} of stage "
                   f"`{stage.get('of')}`: {params}. Its test accuracy, measured once: "
                   f"**{mean:.2f} ± {std:.2f}%** ({protocol['repeats']} trainings on each of "
                   f"{protocol['draws']} draws; draw means "
@@ -267,8 +272,13 @@ def _selection(experiment, storage, names: set[str]) -> list[str]:
                       "fold scores (diff: below the best, in points; p: the corrected "
                       "resampled t-test; tied: p >= 0.05, which CV cannot tell from the best):",
                       ""]
-            keep = [c for c in table.columns if c not in ("chosen", "test_acc", "test_std")]
-            shown = table[keep].copy()
+            own = [c for c in table.columns if "." in c]  # FAMILY.OPTION: one column
+            shown = table.drop(columns=["chosen", "test_acc", "test_std", *own])
+            if own:
+                shown.insert(2, "options", [
+                    ", ".join(f"{c.split('.', 1)[1]} {row[c]}" for c in own
+                              if isinstance(row[c], str) or row[c] == row[c])
+                    for _, row in table.iterrows()])
             shown["diff"] = 100 * shown["diff"]
             lines += [shown.to_markdown(index=False, floatfmt=".4f"), ""]
             continue
