@@ -61,6 +61,9 @@ def folder(tmp_path_factory) -> Path:
     (here / "budgeted.toml").write_text('[params]\nmodel = ["mlp"]\nhidden = ["16", "32"]\n'
                                         '[budget]\nparams = [0, 100000]\n')
     (here / "variant.toml").write_text('[variants.x]\nmodel = "mlp"\ncolour = "red"\n')
+    (here / "mine.toml").write_text('[settings]\nmodel = "mlp"\nhead = "probs_mlp"\n')
+    (here / "families.toml").write_text('[params]\nlr = [0.001]\n[families.a]\nmodel = "mlp"\n'
+                                        'head = ["probs_mlp", "logits_linear"]\n')
     corrupt = here / "corrupt"
     corrupt.mkdir()
     (corrupt / "t10k-images-idx3-ubyte").write_bytes(b"\x00garbage" * 10)
