@@ -272,13 +272,7 @@ def _selection(experiment, storage, names: set[str]) -> list[str]:
                       "fold scores (diff: below the best, in points; p: the corrected "
                       "resampled t-test; tied: p >= 0.05, which CV cannot tell from the best):",
                       ""]
-            own = [c for c in table.columns if "." in c]  # FAMILY.OPTION: one column
-            shown = table.drop(columns=["chosen", "test_acc", "test_std", *own])
-            if own:
-                shown.insert(2, "options", [
-                    ", ".join(f"{c.split('.', 1)[1]} {row[c]}" for c in own
-                              if isinstance(row[c], str) or row[c] == row[c])
-                    for _, row in table.iterrows()])
+            shown = table.drop(columns=["chosen", "test_acc", "test_std"])
             shown["diff"] = 100 * shown["diff"]
             lines += [shown.to_markdown(index=False, floatfmt=".4f"), ""]
             continue

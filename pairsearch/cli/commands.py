@@ -265,8 +265,15 @@ def cmd_show(args: argparse.Namespace) -> int:
     from pairsearch.search.results import best_trials_table
     from pairsearch.search.storage import load_existing, open_storage
 
+    from pairsearch.search.retest import retest_table
+    from pairsearch.search.storage import study_meta
+
     study = load_existing(open_storage(args.storage, create=False), args.study)
-    table = best_trials_table(study, args.top)
+    if study_meta(study).get("strategy") == "retest":
+        # A retest's candidates with their paired test against the chosen one.
+        table = retest_table(study).head(args.top)
+    else:
+        table = best_trials_table(study, args.top)
     if table.empty:
         print(f"study {args.study} has no complete trial yet")
         return 0

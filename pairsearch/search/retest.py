@@ -218,7 +218,20 @@ def retest_table(target: optuna.Study, folds: Optional[int] = None) -> pd.DataFr
                      "chosen": "yes" if is_chosen else "",
                      "test_acc": chosen.get("test_accuracy_mean") if is_chosen else np.nan,
                      "test_std": chosen.get("test_accuracy_std") if is_chosen else np.nan})
-    return pd.DataFrame(rows)
+    return _options_column(pd.DataFrame(rows))
+
+
+def _options_column(table: pd.DataFrame) -> pd.DataFrame:
+    """A conditional space's ``FAMILY.OPTION`` columns (each empty but in its family's rows)
+    as one ``options`` column beside the family."""
+    own = [c for c in table.columns if "." in str(c)]
+    if not own:
+        return table
+    options = [", ".join(f"{c.split('.', 1)[1]}={row[c]}" for c in own if pd.notna(row[c]))
+               for _, row in table.iterrows()]
+    table = table.drop(columns=own)
+    table.insert(2, "options", options)
+    return table
 
 
 def _paired_tests(trials: Sequence[optuna.trial.FrozenTrial],

@@ -145,3 +145,12 @@ def test_a_pruned_warm_start_cell_is_not_proposed_again(storage, tiny):
     assert proposal.cell == strategy.warm_cells[1]
     # Trained to the end: its curve reaches the pruner's statistics, the pruner never stops it.
     assert proposal.curve and not proposal.prune
+
+
+def test_a_retest_of_a_conditional_study_shows_family_options_in_one_column(storage, tiny):
+    from pairsearch.search.retest import retest
+
+    run_tpe(load_space("zoo-small"), tiny, storage, "zoo", trials=4, progress=False)
+    table = retest(storage, "zoo", top=2, folds=2, repeats=1, device="cpu", cv_repeats=2)
+    assert "options" in table.columns and not [c for c in table.columns if "." in c]
+    assert {"family", "p", "tied"} <= set(table.columns)
