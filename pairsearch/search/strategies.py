@@ -217,6 +217,7 @@ class TpeStrategy(Strategy):
         self.sampler_name = sampler
         self.conditional = False
         self.warm_cells: list[dict] = []
+        self.cold: list[dict] = []  # warm cells no trial has tried yet
 
     def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
         meta = super().meta(space, settings)
@@ -244,6 +245,7 @@ class TpeStrategy(Strategy):
             # dozens of families, a few random start-up trials would leave most unseen.
             self.warm_cells = [space.cell_at([i] + [0] * (len(space.params) - 1))
                                for i in range(len(space.families))]
+        self.cold = list(self.warm_cells)
         return super().make_runner(space, settings)
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
@@ -252,14 +254,15 @@ class TpeStrategy(Strategy):
         if held >= self.trials:
             return wait_for_others(study)
         prune = self.pruner_name != "none"
-        if self.warm_cells:
+        if self.cold:
             # Any trial of a warm cell, pruned ones included, means it was tried once.
             tried = {claim_of(t) for t in study.get_trials(deepcopy=False)}
-            cold = [c for c in self.warm_cells if cell_key(c) not in tried]
-            if cold:
+            # Trials never disappear: once tried, a cell is not looked for again.
+            self.cold = [c for c in self.cold if cell_key(c) not in tried]
+            if self.cold:
                 # Never pruned: a family whose pair output learns late (digit heads first)
                 # would fall below the median at the first epochs and never be seen whole.
-                return [Proposal(cold[0], claim=True, curve=prune)]
+                return [Proposal(self.cold[0], claim=True, curve=prune)]
         return [Proposal(None, prune=prune)]
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
