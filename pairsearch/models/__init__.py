@@ -1,7 +1,12 @@
-"""Model zoo for the digit-pair task, registered by name (see ``list_models()``)."""
+"""Model zoo for the digit-pair task, registered by name (see ``list_models()``).
 
-from pairsearch.models import reports as _reports  # noqa: F401  (registers the models)
-from pairsearch.models import zoo as _zoo  # noqa: F401
+``generic``: the generic networks (options, no one report's text); ``reports``: each
+report's own networks, one module per report; ``blocks``: the layers they are built of;
+``ensemble``: several copies of one network trained at once.
+"""
+
+from pairsearch.models import generic as _generic  # noqa: F401  (registers the models)
+from pairsearch.models import reports as _reports  # noqa: F401
 from pairsearch.models.blocks import ModelOutput, count_parameters
 from pairsearch.models.registry import (
     ModelEntry,

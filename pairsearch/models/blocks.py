@@ -1,10 +1,11 @@
-"""Building blocks shared by the model zoo: activations, MLPs, convolution stacks, branches."""
+"""Building blocks shared by every network: activations, MLPs, convolution stacks, branches,
+the Elman RNN."""
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
-from typing import Iterator, Literal, NamedTuple, Optional, Sequence
+from typing import Callable, Container, Iterator, Literal, NamedTuple, Optional, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -237,31 +238,70 @@ class PatchConv2d(nn.Conv2d):
         return out.movedim(-1, -3)  # a channels-last view: no copy
 
 
+def conv_layers(in_channels: int, channels: Sequence[int],
+                act: str | Callable[[], nn.Module], *, kernel_size: int = 2, padding: int = 0,
+                batchnorm: bool | Container[int] = False, pool_at: Container[int] = (),
+                pool_after_activation: bool = False, dropout: float = 0.0,
+                dropout_at: Container[int] = (), patch_first: bool = True) -> list[nn.Module]:
+    """The one builder of convolution layers: one convolution per width in ``channels``.
+
+    Layer ``i`` is Conv → [BatchNorm] → [MaxPool(2)] → activation → [Dropout], or with
+    ``pool_after_activation`` Conv → [BatchNorm] → activation → [Dropout] → [MaxPool(2)].
+    Pooling before the activation is the default: every activation offered is
+    non-decreasing, so max-pool(act(x)) = act(max-pool(x)) exactly, and the activation
+    then runs on a quarter of the values.
+
+    Args:
+        in_channels: Channels of the input.
+        channels: Each convolution's output width, in order.
+        act: An activation's name (``make_activation``) or a function making a fresh one.
+        kernel_size: Every convolution's kernel size.
+        padding: Every convolution's zero padding.
+        batchnorm: ``True`` for a BatchNorm after every convolution, or the indices of the
+            convolutions that have one.
+        pool_at: Indices of the convolutions followed by a 2×2 max-pool.
+        pool_after_activation: Pool after the activation (and the dropout) instead of before.
+        dropout: Dropout rate of the layers in ``dropout_at`` (none when 0).
+        dropout_at: Indices of the convolutions followed by dropout.
+        patch_first: Make the first convolution a ``PatchConv2d`` (a network's first
+            convolution, on 1 or 2 channels); ``False`` for a stack that continues another.
+
+    Returns:
+        The layers, for a ``ConvStack`` (or for the caller to extend first).
+    """
+    make_act = (lambda: make_activation(act)) if isinstance(act, str) else act
+    layers: list[nn.Module] = []
+    width = in_channels
+    for index, size in enumerate(channels):
+        conv = PatchConv2d if index == 0 and patch_first else nn.Conv2d
+        layers.append(conv(width, size, kernel_size=kernel_size, padding=padding))
+        if batchnorm is True or (batchnorm is not False and index in batchnorm):
+            layers.append(nn.BatchNorm2d(size))
+        pool = index in pool_at
+        if pool and not pool_after_activation:
+            layers.append(nn.MaxPool2d(2))
+        layers.append(make_act())
+        if dropout > 0 and index in dropout_at:
+            layers.append(Dropout(dropout))
+        if pool and pool_after_activation:
+            layers.append(nn.MaxPool2d(2))
+        width = size
+    return layers
+
+
 def conv_stack(in_channels: int, channels: Sequence[int], act: str,
                batchnorm: bool = False) -> ConvStack:
     """Report 000's convolution stack: 2×2 convolutions, a 2×2 max-pool after the second one.
 
     ``(16, 32)`` gives model_1's features (14→13→12→6, a 32×6×6 map = 1152 values),
-    ``(32, 64, 128)`` model_2's (…→6→5, 128×5×5 = 3200 values). The stack ends
-    with the feature map, for an ``mlp`` given its shape to read (``MapLinear``), which
-    takes it in the stack's training dtype (``float_output=False``).
-
-    Where a layer pools, the pool comes before the activation: every activation
-    offered is non-decreasing, so max-pool(act(x)) = act(max-pool(x)) exactly, and
-    the activation then runs on a quarter of the values.
+    ``(32, 64, 128)`` model_2's (…→6→5, 128×5×5 = 3200 values); a single convolution is
+    pooled too. The stack ends with the feature map, for an ``mlp`` given its shape to read
+    (``MapLinear``), which takes it in the stack's training dtype (``float_output=False``).
+    The pool comes before the activation (see ``conv_layers``).
     """
-    layers: list[nn.Module] = []
-    width = in_channels
-    for index, size in enumerate(channels):
-        conv = PatchConv2d if index == 0 else nn.Conv2d
-        layers.append(conv(width, size, kernel_size=2))
-        if batchnorm:
-            layers.append(nn.BatchNorm2d(size))
-        if index == 1 or len(channels) == 1:
-            layers.append(nn.MaxPool2d(2))
-        layers.append(make_activation(act))
-        width = size
-    return ConvStack(*layers, float_output=False)
+    pool_at = (0,) if len(channels) == 1 else (1,)
+    return ConvStack(*conv_layers(in_channels, channels, act, batchnorm=batchnorm,
+                                  pool_at=pool_at), float_output=False)
 
 
 def output_shape(module: nn.Module, input_shape: Sequence[int]) -> tuple[int, ...]:

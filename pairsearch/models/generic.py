@@ -1,12 +1,23 @@
-"""The model zoo: every architecture of the five reports, registered by name.
+"""The generic networks: architectures with options, not tied to one report's text.
 
 Every model maps a (B, 2, 14, 14) batch of digit pairs to a ``ModelOutput``
 (pair logits, digit logits of a and b or ``None``). Read top to bottom: plain
-networks on the whole pair, then two-branch networks (twin = one branch per
-digit, siamese = one shared branch), then the report-004 specials.
+networks on the whole pair (``mlp``, ``cnn``, ``cnn_aux1``), two-branch networks
+(twin = one branch per digit, siamese = one shared branch, with or without digit heads),
+report 002's naive model and our soft version of it, and the siamese Elman RNN.
+
+Several reports' networks are these models with some options set: report 000's model_0
+and report 001's FNN are ``mlp``, report 002's five networks are ``naive``, ``twin``,
+``twin_aux``, ``siamese`` and ``siamese_aux`` (with ReLU), report 004's baseline and linear
+siamese networks are ``mlp``, ``twin`` and ``siamese`` (see ``reports.report004``). The
+networks a report describes that no generic model reproduces live in ``reports``, one
+module per report. The network classes here (``FlatNet``, ``TwoBranchNet``, ``SiameseRnn``)
+and ``make_head`` serve those too.
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 import torch
 from torch import nn
@@ -17,12 +28,11 @@ from pairsearch.models.blocks import (
     Branch,
     ConvStack,
     DigitSoftmax,
-    Dropout,
     ElmanRNN,
     Head,
     ModelOutput,
-    PatchConv2d,
     cnn_branch,
+    conv_layers,
     conv_stack,
     make_activation,
     mlp,
@@ -83,15 +93,10 @@ class CnnAux1(nn.Module):
         self.early = conv_stack(2, channels[:2], act, batchnorm)
         early_shape = output_shape(self.early, (2, 14, 14))
         self.aux_classifier = mlp(early_shape, [aux_hidden], 2, act, batchnorm)
-        late_layers: list[nn.Module] = []
-        width = channels[1]
-        for size in channels[2:]:
-            late_layers += [nn.Conv2d(width, size, kernel_size=2)]
-            if batchnorm:
-                late_layers.append(nn.BatchNorm2d(size))
-            late_layers.append(make_activation(act))
-            width = size
-        self.late = ConvStack(*late_layers, float_output=False)  # read by MapLinear
+        # The rest of the stack continues the first two convolutions: no pooling.
+        self.late = ConvStack(*conv_layers(channels[1], channels[2:], act, batchnorm=batchnorm,
+                                           patch_first=False),
+                              float_output=False)  # read by MapLinear
         late_shape = output_shape(nn.Sequential(self.early, self.late), (2, 14, 14))
         self.classifier = mlp(late_shape, hidden, 2, act, batchnorm, dropout)
 
@@ -365,25 +370,40 @@ def naive_prob(*, branch: Branch = "cnn", channels: tuple[int, ...] = (16, 32),
 
 
 # --------------------------------------------------------------------------------------------
-# Report 004's recurrent and deep siamese networks.
+# The siamese Elman RNN (ours as ``rnn_aux``; report 004's Siamese RNNs are ``r004_rnn``).
 
 
-class RnnSiamese(nn.Module):
-    """Each digit read as 14 rows by a shared Elman RNN; last state → digit logits."""
+class SiameseRnn(nn.Module):
+    """Each digit read as 14 rows by one shared Elman RNN; its last state → 10 digit logits;
+    a head compares the two digits' logits.
 
-    def __init__(self, hidden: int, layers: int, head_hidden: int, act: str,
-                 head: str) -> None:
+    Args:
+        hidden: The RNN's state size.
+        layers: Stacked recurrent layers.
+        make_head: Makes the comparison head, mapping the two digits' 20 values to 2 pair
+            logits. It is called after the RNN and the digit layer are made, so a head
+            whose weights must be drawn before them is made first and handed in as
+            ``lambda: head``.
+        softmax_first: Give the head each digit's softmax, not its logits (``probs_mlp``).
+        zero_recurrent: Start the hidden-to-hidden weights at zero (report 004's
+            ``hidden_init=weights``); the initial state is zero in any case.
+    """
+
+    def __init__(self, hidden: int, layers: int, make_head: Callable[[], nn.Module],
+                 softmax_first: bool = False, zero_recurrent: bool = False) -> None:
         super().__init__()
-        self.head_probs = head == "probs_mlp"
+        self.head_probs = softmax_first
         self.rnn = ElmanRNN(input_size=14, hidden_size=hidden, num_layers=layers)
+        if zero_recurrent:
+            for layer in self.rnn.layers:
+                nn.init.zeros_(layer["hh"].weight)
         self.digit = nn.Linear(hidden, NUM_CLASSES)
-        self.head = make_head(head, 2 * NUM_CLASSES, head_hidden, act)
+        self.head = make_head()
 
     def forward(self, x: torch.Tensor) -> ModelOutput:
         batch = x.shape[0]
         rows = torch.cat([x[:, 0], x[:, 1]])  # (2B, 14 rows, 14 pixels), both digits at once
-        state = self.rnn(rows)  # initial state is zeros, as in report 004
-        logit_a, logit_b = self.digit(state).split(batch)
+        logit_a, logit_b = self.digit(self.rnn(rows)).split(batch)  # zero initial state
         pair = self.head(_head_features(logit_a, logit_b, self.head_probs))
         return ModelOutput(pair, logit_a, logit_b)
 
@@ -395,42 +415,6 @@ def rnn_aux(*, hidden: int = 64, layers: int = 1, head_hidden: int = 64,
 
     Report 004's Siamese RNN 1 and 2 are ``r004_rnn``.
     """
-    return RnnSiamese(hidden, layers, head_hidden, activation, head)
-
-
-def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
-    """Six 3×3 convolutions, each doubling the channels; BN in the middle, dropout late."""
-    widths = [base * 2 ** i for i in range(6)]
-    layers: list[nn.Module] = []
-    width = 1
-    for index, size in enumerate(widths):
-        conv = PatchConv2d if index == 0 else nn.Conv2d
-        layers.append(conv(width, size, kernel_size=3, padding=1))
-        if index in (2, 3):
-            layers.append(nn.BatchNorm2d(size))
-        layers.append(make_activation(act))
-        if index >= 3 and dropout > 0:
-            layers.append(Dropout(dropout))
-        if index in (1, 3):
-            layers.append(nn.MaxPool2d(2))  # 14 → 7 → 3
-        width = size
-    # The convolutions form a ConvStack, so --precision bf16 covers them (see ConvStack).
-    return nn.Sequential(ConvStack(*layers), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(width, NUM_CLASSES))
-
-
-@register_model(digit_heads=True)
-def deep_aux(*, base_channels: int = 4, head_hidden: int = 64, head: Head = "probs_mlp",
-             activation: Activation = "relu", dropout: float = 0.25) -> nn.Module:
-    """Deep 6-conv siamese with BatchNorm and dropout, digit heads (report 004 Best Model).
-
-    Report 004: "This model consists of 6 convolutional layers, each doubling the number of
-    channels. In the middle, we also added batch normalisation to make the architecture
-    more stable and dropout to reduce overfitting. We also use ReLU between layers and keep
-    using dropout between the last three convolutional layers." Its head is ours by default
-    (``head=logits_linear`` is report 004's, with which ``pairsearch run report004`` builds
-    it); use ``lambda=0.8`` for report 004's loss weights [0.8, 0.8, 1]. The first width is
-    not given: ``base_channels`` (4: 4 to 128 channels).
-    """
-    return TwoBranchNet(lambda: _deep_branch(base_channels, activation, dropout), True, True,
-                        head, head_hidden, activation)
+    return SiameseRnn(hidden, layers,
+                      lambda: make_head(head, 2 * NUM_CLASSES, head_hidden, activation),
+                      softmax_first=head == "probs_mlp")
