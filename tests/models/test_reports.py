@@ -14,7 +14,7 @@ from pairsearch.evaluation.losses import LossRecipe
 from pairsearch.errors import PairsearchError
 from pairsearch.models import ModelOutput, count_parameters, create_model
 from pairsearch.models.blocks import MapLinear
-from pairsearch.models.reports import SigmoidPair
+from pairsearch.models.reports.report003 import SigmoidPair
 
 
 def _layers(model: nn.Module, kind: type) -> list[nn.Module]:
