@@ -33,8 +33,8 @@ class ModelOutput(NamedTuple):
     The first three fields are the triple every model shares: pair logits
     ``(B, 2)`` (index 1 means "a ≤ b") and the digit logits ``(B, 10)`` of the
     first and second digit, ``None`` for models without digit heads.
-    ``pair_aux`` is the intermediate pair output of ``cnn_aux1`` (report 000's
-    AUX1), ``None`` for every other model.
+    ``pair_aux`` is the intermediate pair output of ``cnn_aux1`` and ``r000_cnn_aux1``
+    (report 000's AUX1), ``None`` for every other model.
     """
 
     pair: torch.Tensor
@@ -247,9 +247,10 @@ def conv_layers(in_channels: int, channels: Sequence[int],
 
     Layer ``i`` is Conv → [BatchNorm] → [MaxPool(2)] → activation → [Dropout], or with
     ``pool_after_activation`` Conv → [BatchNorm] → activation → [Dropout] → [MaxPool(2)].
-    Pooling before the activation is the default: every activation offered is
-    non-decreasing, so max-pool(act(x)) = act(max-pool(x)) exactly, and the activation
-    then runs on a quarter of the values.
+    Pooling before the activation is the default: every activation ``make_activation``
+    offers is elementwise and non-decreasing, so max-pool(act(x)) = act(max-pool(x))
+    exactly, and the activation then runs on a quarter of the values. (Report 004's
+    softmax over the channels is neither; its CNN 3 pools before it all the same.)
 
     Args:
         in_channels: Channels of the input.
