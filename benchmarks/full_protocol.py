@@ -42,14 +42,14 @@ from optuna.trial import TrialState
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from search_strategies import curve  # noqa: E402  (a sibling script, not a package)
 
-from pairsearch.search.queries import (  # noqa: E402
+from pairsearch.search.store.queries import (  # noqa: E402
     best_trial,
     config_key_of,
     state_counts,
     trial_seconds,
     unfinished_cells,
 )
-from pairsearch.search.storage import open_storage, study_meta  # noqa: E402
+from pairsearch.search.store.storage import open_storage, study_meta  # noqa: E402
 
 STUDY = re.compile(r"^report002-(halving|tpe|tpe-hyperband|genetic|genetic-halving)(-s\d+)?$")
 PAUSE_SECONDS = 60.0

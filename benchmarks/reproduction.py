@@ -38,24 +38,15 @@ from pairsearch.experiments import (
     list_experiments,
     load_experiment,
     reproduction_rows,
+    reproduction_table,
     stage_study_name,
 )
-from pairsearch.experiments.tables import faithful_key
-from pairsearch.search.storage import open_storage
+from pairsearch.experiments.tables import faithful_key, format_figure
+from pairsearch.search.store.storage import open_storage
 
 REPORTS = ["report000", "report001", "report002", "report003", "report004"]
 SECTIONS = REPORTS + ["best"]
 BEST_TITLE = "## Beyond the reports: the best configuration found"
-
-
-def _figure(mean: Optional[float], std: Optional[float]) -> str:
-    if mean is None:
-        return "–"
-    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
-
-
-def _count(value: Any) -> str:
-    return "–" if value is None else f"{int(value):,}"
 
 
 def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> list[str]:
@@ -71,27 +62,12 @@ def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> l
     lines = [f"## {name}: {title}", "", provenance, "", experiment.description, "",
              f"Faithful: `pairsearch run {name}`" + (
                  f"; improved: {', '.join(f'`pairsearch run {c}`' for c in companions)}"
-                 if companions else "") + ".", "",
-             "| stage | row | report | ours, as written | runs × draws | verdict | ours, improved "
-             "| parameters (ours / report) | note |",
-             "|---|---|---|---|---|---|---|---|---|"]
+                 if companions else "") + ".", ""]
     rows = reproduction_rows(experiment, storage)
-    # Where the report gives digit accuracies, they are the evidence of its ablations.
-    digits = any(row["report_digit_acc"] is not None for row in rows)
-    if digits:
-        lines[-2:] = [lines[-2].replace("| note |", "| digit accuracy (ours / report) | note |"),
-                      lines[-1] + "---|"]
-    for row in rows:
-        other = improved.get((row["stage"], row["row"]))
-        draws = max(row["draws"] or 1, 1)
-        runs = "–" if row["runs"] is None else f"{row['runs'] // draws} × {draws}"
-        digit = (f"{_figure(row['digit_acc'], None)} / {_figure(row['report_digit_acc'], None)} | "
-                 if digits else "")
-        lines.append(
-            f"| {row['stage']} | {row['row']} | {_figure(row['report_mean'], row['report_std'])} "
-            f"| {_figure(row['mean'], row['std'])} | {runs} | {row['verdict']} | "
-            f"{_figure(other['mean'], other['std']) if other else '–'} | "
-            f"{_count(row['params'])} / {_count(row['report_params'])} | {digit}{row['note']} |")
+    # The one rendering of the table (the CLI's --table prints the same frame as text).
+    table = reproduction_table(rows, improved)
+    digits = "digit accuracy (ours / report)" in table.columns
+    lines += table.to_markdown(index=False).splitlines()
     for stage in experiment.stages:
         if not stage.get("reported") and stage.get("description"):
             lines.append(f"| {stage.name} | – | – | (see its study "
@@ -132,11 +108,11 @@ def _gaps(gaps: list[dict], compared: int) -> list[str]:
              "| row | report | ours, as written | status | ablations: ours (verdict) |",
              "|---|---|---|---|---|"]
     for gap in gaps:
-        tried = "; ".join(f"{e['source']}/{e['row']}: {_figure(e['mean'], e['std'])} "
+        tried = "; ".join(f"{e['source']}/{e['row']}: {format_figure(e['mean'], e['std'])} "
                           f"({e['verdict']}{evidence_note(e)})"
                           for e in gap["evidence"]) or "none run"
-        lines.append(f"| {gap['stage']}/{gap['row']} | {_figure(gap['report_mean'], None)} | "
-                     f"{_figure(gap['mean'], None)} ({gap['verdict']}) | {gap['status']} | "
+        lines.append(f"| {gap['stage']}/{gap['row']} | {format_figure(gap['report_mean'], None)} | "
+                     f"{format_figure(gap['mean'], None)} ({gap['verdict']}) | {gap['status']} | "
                      f"{tried} |")
     counts = {s: sum(g["status"] == s for g in gaps) for s in ("within", "bracketed",
                                                                 "contradicted", "unexplained")}
@@ -255,7 +231,7 @@ def _best(storage, prefixes: dict[str, str], provenance: str) -> list[str]:
 def _selection(experiment, storage, names: set[str]) -> list[str]:
     """The selection path: how many trials and families the search ran, and each retest's
     candidates with their repeated-CV scores and the paired test against the best."""
-    from pairsearch.search.retest import retest_table
+    from pairsearch.search.strategies.retest import retest_table
     from pairsearch.search.space import FAMILY
 
     lines = []

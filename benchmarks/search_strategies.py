@@ -15,8 +15,8 @@ benchmark continues where it stopped):
   run); ``halving-N`` starts from N epochs instead;
 - ``tpe``, ``tpe-hyperband``: Optuna TPE with the median pruner / Hyperband, per seed;
 - ``random`` (random search, no pruner: the baseline), ``random-median`` (random search
-  with the median pruner), ``nsga2`` (Optuna's NSGA-II, its own genetic algorithm), with
-  ``--tpe-trials`` trials each, per seed;
+  with the median pruner), ``nsga2`` (Optuna's NSGA-II, its own genetic algorithm) and
+  ``nsga2-median`` (with the median pruner), with ``--tpe-trials`` trials each, per seed;
 - ``ga-faithful`` (report 002: fitness = accuracy + 0.75 × individuality),
   ``ga-normalised`` (0.75 × individuality / its maximum), ``ga-nobonus``,
   ``ga-decaying`` (the bonus falls to 0 at the last generation), ``ga-sharing``
@@ -46,12 +46,12 @@ import numpy as np
 import optuna
 from optuna.trial import TrialState
 
-from pairsearch.search.genetic import GeneticSettings, run_genetic
-from pairsearch.search.halving import run_halving
-from pairsearch.search.queries import best_trial, crashed, trial_seconds
-from pairsearch.search.runner import SearchSettings
+from pairsearch.search.strategies.genetic import GeneticSettings, run_genetic
+from pairsearch.search.strategies.halving import run_halving
+from pairsearch.search.store.queries import best_trial, crashed, trained_here, trial_seconds
+from pairsearch.search.types import SearchSettings
 from pairsearch.search.space import load_space
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 from pairsearch.search.strategies import run_grid, run_tpe
 
 GA_VARIANTS = {
@@ -65,7 +65,7 @@ GA_VARIANTS = {
 # strategy must beat at the same cost; ``nsga2`` is Optuna's own genetic algorithm.
 TPE_VARIANTS = {"tpe": ("tpe", "median"), "tpe-hyperband": ("tpe", "hyperband"),
                 "random": ("random", "none"), "random-median": ("random", "median"),
-                "nsga2": ("nsga2", "none")}
+                "nsga2": ("nsga2", "none"), "nsga2-median": ("nsga2", "median")}
 ALL = ["grid", "halving", *TPE_VARIANTS, *GA_VARIANTS]
 WITHIN = 0.005  # "within 0.5 points"
 
@@ -91,9 +91,7 @@ def curve(study: optuna.Study) -> list[tuple[int, float, float]]:
                 and t.datetime_complete is not None and not crashed(t)]
     points, best, trained, seconds = [], float("nan"), 0, 0.0
     for trial in sorted(finished, key=lambda t: t.datetime_complete):
-        attrs = trial.user_attrs
-        if not ({"reused_from", "duplicate_of", "sampled"} & set(attrs)):
-            trained += 1
+        trained += trained_here(trial)
         seconds += trial_seconds(trial)
         if trial.state == TrialState.COMPLETE:
             best = trial.value if np.isnan(best) else max(best, trial.value)

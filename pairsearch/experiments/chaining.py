@@ -16,14 +16,15 @@ chose that way (``experiments.schema``).
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Mapping, Sequence
 
 import optuna
-from optuna.trial import TrialState
 
 from pairsearch.errors import PairsearchError
 from pairsearch.experiments.schema import Experiment, Stage
+from pairsearch.names import BUDGET_TABLE
 from pairsearch.search.space import SearchSpace, load_space, space_from_dict
+from pairsearch.search.store.queries import best_by_group
 
 CHAIN_KEYS = ("best_of", "base")  # the settings by which a stage reads an earlier one's results
 
@@ -31,17 +32,6 @@ CHAIN_KEYS = ("best_of", "base")  # the settings by which a stage reads an earli
 def study_name(experiment: Experiment, stage: Stage) -> str:
     """The study a stage writes to."""
     return f"{experiment.name}-{stage.name}"
-
-
-def best_by_group(study: optuna.Study, group_key: Optional[str]) -> dict[str, dict[str, Any]]:
-    """The best complete trial's params for each value of ``group_key`` (variant or model);
-    with ``None``, the overall best as group ``all``. Ties go to the earlier trial."""
-    best: dict[str, optuna.trial.FrozenTrial] = {}
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,)):
-        group = str(trial.params.get(group_key, "all")) if group_key else "all"
-        if group not in best or trial.value > best[group].value:
-            best[group] = trial
-    return {group: dict(trial.params) for group, trial in best.items()}
 
 
 def load_stage_study(storage: optuna.storages.BaseStorage, experiment: Experiment,
@@ -102,7 +92,7 @@ def stage_space(experiment: Experiment, stage: Stage, storage: optuna.storages.B
         return _with_variant_dimension(name, document)
     if stage.get("space"):
         return load_space(stage.get("space"))
-    document = {key: stage.get(key) for key in ("params", "fixed", "variants", "budget")
+    document = {key: stage.get(key) for key in ("params", "fixed", "variants", BUDGET_TABLE)
                 if stage.get(key) is not None}
     if stage.get("base"):
         base_space = spaces[stage.get("base")]

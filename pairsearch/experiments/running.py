@@ -10,15 +10,14 @@ import optuna
 
 from pairsearch.errors import PairsearchError, StudyOwned
 from pairsearch.experiments.chaining import chained_sources, stage_space, study_name
-from pairsearch.experiments.schema import GENETIC_KEYS, Experiment, Stage
+from pairsearch.experiments.schema import Experiment, Stage, stage_options
 from pairsearch.names import DEFAULT_SOURCE
 from pairsearch.search.driver import SearchSummary
-from pairsearch.search.genetic import GeneticSettings, run_genetic
-from pairsearch.search.queries import retest_study_name
-from pairsearch.search.retest import retest
-from pairsearch.search.runner import SearchSettings
 from pairsearch.search.space import SearchSpace
-from pairsearch.search.strategies import run_grid, run_tpe
+from pairsearch.search.store.queries import retest_study_name
+from pairsearch.search.strategies import run_strategy
+from pairsearch.search.strategies.retest import retest
+from pairsearch.search.types import SearchSettings
 from pairsearch.search.workers import NEVER, StopRequest
 
 OWNER_POLL_SECONDS = 5.0
@@ -119,24 +118,14 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
         space = stage_space(experiment, stage, storage, spaces)
         spaces[stage.name] = space
         settings = stage_settings(stage, options)
-        if stage.kind in ("grid", "test"):
-            summary = run_grid(space, settings, storage, name, progress=options.progress,
-                               stop=stop, strategy=stage.kind)
-        elif stage.kind == "tpe":
-            summary = run_tpe(space, settings, storage, name, int(stage.get("trials", 50)),
-                              progress=options.progress, stop=stop,
-                              pruner=str(stage.get("pruner", "median")),
-                              min_epochs=int(stage.get("min_epochs", 1)),
-                              eta=int(stage.get("eta", 3)),
-                              sampler=str(stage.get("sampler", "tpe")))
-        else:
-            genetic = GeneticSettings(**{k: stage.get(k) for k in GENETIC_KEYS
-                                         if stage.get(k) is not None})
-            summary = _run_owned(lambda: run_genetic(space, settings, genetic, storage, name,
-                                                     progress=options.progress, stop=stop),
-                                 stop, report)
-            if summary is None:  # stopped while another process ran the stage
-                break
+        # Every search strategy by name, with the stage's options (a GA stage has one owner
+        # process: another worker of this experiment may be running it, so wait for it).
+        summary = _run_owned(lambda: run_strategy(stage.kind, space, settings, storage, name,
+                                                  stage_options(stage), options.progress,
+                                                  stop),
+                             stop, report)
+        if summary is None:  # stopped while another process ran the stage
+            break
         studies.append(name)
         report(f"{summary.trials} trials; trained {summary.evaluated}, reused "
                f"{summary.reused}, failed {summary.failed}; best {summary.best_value}")

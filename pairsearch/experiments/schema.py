@@ -37,20 +37,29 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Optional
 
 from pairsearch.errors import PairsearchError
+from pairsearch.names import BUDGET_TABLE, STRATEGY_OPTIONS
 from pairsearch.toml_files import read_toml, shipped
 
-KINDS = ("grid", "tpe", "genetic", "test", "retest")
+KINDS = (*STRATEGY_OPTIONS, "retest")
+"""Every search strategy (``names.STRATEGY_OPTIONS``: grid, test, halving, tpe, genetic)
+and report 002's retest."""
 SELECT = ("cv", "test")
 PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "draws", "inputs"}
-GENETIC_KEYS = {"pop", "gens", "survivors", "diversity", "individuality", "mutation"}
-SPACE_KEYS = {"space", "params", "fixed", "variants", "budget"}
+SPACE_KEYS = {"space", "params", "fixed", "variants", BUDGET_TABLE}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
                  "seconds", "note", "beside", "ablates", "retests", "metric"}
 METRICS = ("accuracy", "train_accuracy", "best_replica")
-TPE_KEYS = {"trials", "pruner", "min_epochs", "eta", "sampler"}
 RETEST_KEYS = {"top", "cv_repeats", "per_architecture"}
+OPTION_KEYS = {key for keys in STRATEGY_OPTIONS.values() for key in keys}
+"""Every strategy's options; a stage may set only its own kind's."""
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "quick", "select",
-                "reported"} | PROTOCOL_KEYS | GENETIC_KEYS | SPACE_KEYS | TPE_KEYS | RETEST_KEYS)
+                "reported"} | PROTOCOL_KEYS | SPACE_KEYS | OPTION_KEYS | RETEST_KEYS)
+
+
+def stage_options(stage: "Stage") -> dict[str, Any]:
+    """The strategy options a stage sets (those of its kind: ``names.STRATEGY_OPTIONS``)."""
+    return {key: stage.get(key) for key in STRATEGY_OPTIONS.get(stage.kind, ())
+            if stage.get(key) is not None}
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}
 
 
@@ -219,6 +228,12 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
         if kind not in KINDS:
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: bad kind "
                                   f"{kind!r}; valid: {', '.join(KINDS)}")
+        own = set(STRATEGY_OPTIONS.get(kind, ())) | (RETEST_KEYS if kind == "retest" else set())
+        foreign = sorted((set(table) & (OPTION_KEYS | RETEST_KEYS)) - own)
+        if foreign:
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: a {kind} stage "
+                                  f"does not take {foreign[0]!r} (its options: "
+                                  f"{', '.join(sorted(own)) or 'none'})")
         if table.get("select", "cv") not in SELECT:
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: bad select "
                                   f"{table.get('select')!r}; valid: {', '.join(SELECT)}")
@@ -236,8 +251,11 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
                     **{k: v for k, v in table.items() if k not in ("name", "kind", "quick")}}
         if quick:
             own = dict(table.get("quick", {}))
+            # The file's [quick] budget, for the stages whose kind takes each key.
+            takes = set(STRATEGY_OPTIONS.get(kind, ())) | \
+                (RETEST_KEYS if kind == "retest" else set())
             settings.update({k: v for k, v in quick_table.items() if k in PROTOCOL_KEYS
-                             or k in GENETIC_KEYS or k in ("top", "trials")})
+                             or k in takes})
             if {"params", "variants"} & set(own):
                 settings.pop("space", None)  # the quick space replaces the shipped one
             settings.update(own)

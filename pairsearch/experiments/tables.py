@@ -44,8 +44,9 @@ from optuna.trial import FrozenTrial, TrialState
 
 from pairsearch.experiments.running import RunOptions, stage_settings, stage_study_name
 from pairsearch.experiments.schema import Experiment, Stage
-from pairsearch.search.queries import best_distinct_trials, trial_seconds, unfinished_cells
-from pairsearch.search.storage import study_meta
+from pairsearch.names import Attr
+from pairsearch.search.store.queries import best_distinct_trials, trial_seconds, unfinished_cells
+from pairsearch.search.store.storage import study_meta
 
 # What a study's budget is made of, as its stored protocol names them (a retest stores its
 # test's trainings and draws as ``test_repeats`` and ``test_draws``; a genetic search its
@@ -255,7 +256,7 @@ def _spread(percentages: np.ndarray) -> tuple[float, float]:
 def _replicas(trial: FrozenTrial) -> Optional[np.ndarray]:
     """A CV trial's accuracies in %, one row per repeat (repeat-major, as the evaluator
     orders its runs); ``None`` when they do not divide into its folds."""
-    accuracies = 100 * np.asarray(trial.user_attrs.get("accuracies") or [], dtype=float)
+    accuracies = 100 * np.asarray(trial.user_attrs.get(Attr.ACCURACIES) or [], dtype=float)
     folds = int((trial.user_attrs.get("protocol") or {}).get("folds", 1))
     if len(accuracies) == 0 or len(accuracies) % folds:
         return None
@@ -279,7 +280,7 @@ def _ours(trial: FrozenTrial, stage: Stage, metric: str, draws: int) -> dict[str
       orders its runs), the best of them and the std over its folds.
     """
     attrs = trial.user_attrs
-    accuracies = 100 * np.asarray(attrs.get("accuracies") or [], dtype=float)
+    accuracies = 100 * np.asarray(attrs.get(Attr.ACCURACIES) or [], dtype=float)
     ours: dict[str, Any] = {"runs": len(accuracies), "draws": draws,
                             "params": attrs.get("params"), "seconds": attrs.get("train_seconds")}
     if metric == "train_accuracy":
@@ -402,10 +403,56 @@ def evidence_note(evidence: dict[str, Any]) -> str:
     return "" if evidence["counts"] else ", too noisy to count"
 
 
-def reproduction_table(experiment: Experiment, storage: optuna.storages.BaseStorage,
-                       stated: Optional[Experiment] = None) -> pd.DataFrame:
-    """``reproduction_rows`` as a table."""
-    return pd.DataFrame(reproduction_rows(experiment, storage, stated), columns=COLUMNS)
+def format_figure(mean: Optional[float], std: Optional[float]) -> str:
+    """A figure as the reproduction tables show it: ``98.20 ± 0.34``, or ``–``."""
+    if mean is None or (isinstance(mean, float) and np.isnan(mean)):
+        return "–"
+    return f"{mean:.2f}" if std is None else f"{mean:.2f} ± {std:.2f}"
+
+
+def _count(value: Any) -> str:
+    return "–" if value is None else f"{int(value):,}"
+
+
+def reproduction_table(rows: list[dict[str, Any]],
+                       improved: Optional[dict[tuple[str, str], dict[str, Any]]] = None
+                       ) -> pd.DataFrame:
+    """``reproduction_rows`` as people read them, the one rendering of the reproduction
+    table: ``pairsearch run NAME --table`` prints it as text, docs/reproduction.md
+    (benchmarks/reproduction.py) as Markdown.
+
+    Args:
+        rows: ``reproduction_rows``.
+        improved: The improved companion's rows by the (stage, row) they stand beside
+            (``faithful_key``): adds their figure beside each faithful row (``None``: no
+            such column).
+
+    Returns:
+        One row per reproduction row: stage, row, the report's figure, ours as written,
+        runs × draws, verdict, (ours improved), parameters, (digit accuracies, where the
+        report gives them), note.
+    """
+    digits = any(row["report_digit_acc"] is not None for row in rows)
+    table = []
+    for row in rows:
+        draws = max(row["draws"] or 1, 1)
+        shown = {"stage": row["stage"], "row": row["row"],
+                 "report": format_figure(row["report_mean"], row["report_std"]),
+                 "ours, as written": format_figure(row["mean"], row["std"]),
+                 "runs × draws": "–" if row["runs"] is None else
+                 f"{row['runs'] // draws} × {draws}",
+                 "verdict": row["verdict"]}
+        if improved is not None:
+            other = improved.get((row["stage"], row["row"]))
+            shown["ours, improved"] = format_figure(other["mean"], other["std"]) if other else "–"
+        shown["parameters (ours / report)"] = \
+            f"{_count(row['params'])} / {_count(row['report_params'])}"
+        if digits:
+            shown["digit accuracy (ours / report)"] = \
+                f"{format_figure(row['digit_acc'], None)} / {format_figure(row['report_digit_acc'], None)}"
+        shown["note"] = row["note"]
+        table.append(shown)
+    return pd.DataFrame(table)
 
 
 def experiment_times(experiment: Experiment, storage: optuna.storages.BaseStorage

@@ -1,12 +1,14 @@
-"""The study loop every search runs, whatever chooses its cells.
+"""The study loop every search runs, and the whole life of a trial, in one place.
 
-``drive`` owns the loop: check what can be checked before anything is written, open
-the study, recover the trials of dead workers, ask the strategy for proposals, ask
-the study for trials (claiming cells against other workers where the strategy
-wants), have the runner evaluate them, tell the results, show progress, stop when
-asked, summarise. A ``Strategy`` only proposes: the grid its missing cells, TPE a
-trial for Optuna's sampler, the genetic algorithm a generation bred by DEAP,
-successive halving a rung, retest the best configurations of another study.
+``drive`` owns the loop, as Optuna's own ``_run_trial`` does: check what can be checked
+before anything is written, open the study, recover the trials of dead workers, ask the
+strategy for proposals, ask the study for trials (claiming cells against other workers
+where the strategy wants), have the trial evaluator evaluate them (heartbeats while they
+train), handle interruptions, and tell the study, then show progress, stop when asked,
+summarise. This module is the only one that tells a study (``_tell``). A ``Strategy``
+(``search.strategies``) only proposes and observes: the grid its missing cells, TPE a
+trial for Optuna's sampler, the genetic algorithm a generation bred by DEAP, successive
+halving a rung, retest the best configurations of another study.
 
 Proposals come in batches. With batching on, a batch's configurations that share a
 network and an optimizer train together as one ensemble (``evaluate_many``); off,
@@ -18,50 +20,49 @@ from __future__ import annotations
 
 import time
 import warnings
-from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, Callable, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Optional, Sequence
 
 import optuna
 from optuna.trial import TrialState
 from tqdm import tqdm
 
-from pairsearch.errors import BadValue
-from pairsearch.names import BATCHING, OBJECTIVE_CV
-from pairsearch.search.queries import best_trial, state_counts
-from pairsearch.search.runner import (
+from pairsearch.errors import BadValue, PairsearchError
+from pairsearch.names import BATCHING, Attr
+from pairsearch.search.space import SearchSpace
+from pairsearch.search.store.queries import (
+    best_trial,
+    best_value,
+    holds_claim,
+    state_counts,
+)
+from pairsearch.search.store.storage import maybe_storage, open_study, set_trial_user_attrs
+from pairsearch.search.store.storage import trial_id as stored_trial_id
+from pairsearch.search.trial_evaluator import TrialEvaluator
+from pairsearch.search.types import (
     Outcome,
     Proposal,
-    Runner,
     SearchSettings,
+    Wait,
     cell_key,
     distributions,
-    diverged,
 )
-from pairsearch.search.space import SearchSpace
-from pairsearch.search.storage import open_study
-from pairsearch.search.workers import NEVER, StopRequest, enqueue_owned, recover_dead_trials
+from pairsearch.search.workers import (
+    NEVER,
+    StopRequest,
+    dead_trials,
+    enqueue_owned,
+    fail_stale_trials,
+)
 
-CLAIM = "cell"
+if TYPE_CHECKING:
+    from pairsearch.search.strategies.base import Strategy
+
+CLAIM = Attr.CLAIM
 """User attribute of a claimed trial: what it claims (a grid trial's cell key)."""
 
 POLL_SECONDS = 2.0
 """How long a worker waits before asking again when others hold the remaining work."""
-
-
-class Wait:
-    """Returned by ``Strategy.propose`` when other workers hold the work left for now."""
-
-
-WAIT = Wait()
-
-
-def wait_for_others(study: optuna.Study) -> Optional[Wait]:
-    """``WAIT`` while other workers' trials still run, else ``None``: a strategy with no
-    work left ends only when the study is complete (a chained stage reads it next, and a
-    dead worker's trial is failed meanwhile and its cell proposed again)."""
-    running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-    return WAIT if running else None
 
 
 @dataclass(frozen=True)
@@ -98,64 +99,7 @@ def study_totals(study: optuna.Study) -> dict[str, Any]:
             "best_params": dict(best.params) if best else None}
 
 
-class Strategy(ABC):
-    """What chooses the cells of a search; ``drive`` does the rest.
-
-    Attributes:
-        name: Stored with the study (``strategy`` in its metadata).
-        metric: The name of the study's value.
-    """
-
-    name: str = "search"
-    metric: str = OBJECTIVE_CV
-
-    def meta(self, space: SearchSpace, settings: SearchSettings) -> dict[str, Any]:
-        """What a study must have been made with to be continued by this strategy."""
-        return {"strategy": self.name, "space": space.to_json(),
-                "protocol": settings.protocol_meta()}
-
-    def sampler(self, settings: SearchSettings) -> Optional[optuna.samplers.BaseSampler]:
-        """The study's sampler (only strategies that let it choose need one)."""
-        return None
-
-    def pruner(self, settings: SearchSettings) -> Optional[optuna.pruners.BasePruner]:
-        """The study's pruner."""
-        return None
-
-    def make_runner(self, space: SearchSpace, settings: SearchSettings) -> Runner:
-        """The runner that evaluates this strategy's proposals (checked before any write)."""
-        return Runner(space, settings)
-
-    def start(self, study: optuna.Study, runner: Runner) -> None:
-        """Called once the study is open, before the first proposal."""
-
-    @abstractmethod
-    def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
-        """The next proposals; ``WAIT`` if other workers hold the work left for now;
-        ``None`` when the search is done."""
-
-    def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
-        """The proposal to run for a claimed trial that turned out to hold another
-        worker's queued cell (the default: ours, on that cell)."""
-        return proposal
-
-    def observe(self, proposal: Proposal, outcome: Outcome) -> None:
-        """Called after each trial is told."""
-
-    def collided(self) -> None:
-        """Called when a claimed cell turned out to be another worker's."""
-
-    def finish(self, study: optuna.Study) -> None:
-        """Called when the loop ends, however it ends."""
-
-    def progress(self, study: optuna.Study) -> tuple[int, int]:
-        """(total, done) for the progress bar."""
-        counts = state_counts(study)
-        done = counts["complete"] + counts["failed"] + counts["pruned"]
-        return done, done
-
-
-def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
+def drive(strategy: "Strategy", space: SearchSpace, settings: SearchSettings,
           storage: optuna.storages.BaseStorage | Callable[[], optuna.storages.BaseStorage],
           study_name: str, progress: bool = True,
           stop: StopRequest = NEVER, batching: str = "auto") -> SearchSummary:
@@ -179,21 +123,28 @@ def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
 
     Raises:
         PairsearchError: If the study exists with another strategy, space or protocol,
-            or on bad settings; nothing is written then.
+            or on bad settings (``batching="on"`` for a strategy that proposes one trial
+            at a time among them); nothing is written then.
     """
     if batching not in BATCHING:
         raise BadValue("batching", batching, f"valid: {', '.join(BATCHING)}")
-    runner = strategy.make_runner(space, settings)  # every check, before any write
+    if batching == "on" and strategy.one_at_a_time:
+        raise BadValue("batching", batching, f"{strategy.name} proposes one trial at a time, "
+                       "from every result so far: there is no batch to train together (use "
+                       "auto or off)")
+    strategy.check(space, settings)  # every check, before any write
+    evaluator = TrialEvaluator(space, settings)
     if callable(storage):  # opened only now: a refused search creates no database file
         storage = storage()
     study = open_study(storage, study_name, strategy.meta(space, settings),
                        sampler=strategy.sampler(settings), pruner=strategy.pruner(settings),
                        metric=strategy.metric)
-    runner.bind(study, storage)
-    together = batching == "on" or (batching == "auto" and runner.device.type == "cuda")
+    evaluator.bind(study, storage)
+    together = batching == "on" or (batching == "auto" and evaluator.device.type == "cuda")
     bar: Optional[tqdm] = None
-    best = _best(study)
-    strategy.start(study, runner)
+    best = best_value(study)
+    counts = {"evaluated": 0, "reused": 0, "failed": 0}
+    strategy.start(study)
     try:
         while not stop.requested:
             recover_dead_trials(study, storage)
@@ -211,14 +162,12 @@ def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
             # what other workers did meanwhile, as the loops before this driver did.
             chunks = [list(proposals)] if together else [list(proposals)[:1]]
             for chunk in chunks:
-                asked = [pair for pair in (_ask(study, space, p, strategy) for p in chunk)
-                         if pair is not None]
-                if len(asked) == 1:
-                    outcomes = [runner.run(*asked[0])]
-                else:
-                    outcomes = runner.run_batch(asked) if asked else []
-                for (_, proposal), outcome in zip(asked, outcomes):
-                    strategy.observe(proposal, outcome)
+                for proposal, outcome in _run_trials(study, space, chunk, strategy, evaluator):
+                    if outcome.trained:
+                        counts["evaluated"] += 1
+                        counts["failed"] += outcome.state == TrialState.FAIL
+                    else:
+                        counts["reused"] += 1
                     if outcome.value is not None and outcome.state == TrialState.COMPLETE:
                         best = outcome.value if best is None else max(best, outcome.value)
                     bar.set_postfix(best=f"{best:.4f}" if best is not None else "-")
@@ -229,17 +178,82 @@ def drive(strategy: Strategy, space: SearchSpace, settings: SearchSettings,
         strategy.finish(study)
         if bar is not None:
             bar.close()
-    return SearchSummary(study.study_name, evaluated=runner.evaluated, reused=runner.reused,
-                         failed=runner.failed, stopped=stop.requested, **study_totals(study))
+    return SearchSummary(study.study_name, stopped=stop.requested, **counts,
+                         **study_totals(study))
 
 
-def _best(study: optuna.Study) -> Optional[float]:
-    trial = best_trial(study)
-    return None if trial is None else trial.value
+def _run_trials(study: optuna.Study, space: SearchSpace, proposals: Sequence[Proposal],
+                strategy: "Strategy", evaluator: TrialEvaluator
+                ) -> list[tuple[Proposal, Outcome]]:
+    """One batch of trials, from ask to tell: ask (claims, duplicates), label, evaluate
+    (the evaluator records heartbeats), fail them all on an interruption, or let the
+    strategy observe each outcome and tell it with its attributes in one write."""
+    asked = [pair for pair in (_ask(study, space, p, strategy) for p in proposals)
+             if pair is not None]
+    if not asked:
+        return []
+    for trial, proposal in asked:
+        evaluator.label(trial, proposal)
+    try:
+        verdicts = evaluator.evaluate(asked)
+    except (KeyboardInterrupt, PairsearchError):
+        # Not a result: no fail_reason, so the cells are evaluated again on resume.
+        for trial, _ in asked:
+            _tell(study, trial, TrialState.FAIL, attrs={Attr.INTERRUPTED: True})
+        raise
+    done = []
+    for (trial, proposal), verdict in zip(asked, verdicts):
+        outcome = Outcome(trial.number, verdict.state, verdict.value, verdict.trained)
+        attrs = {**verdict.attrs, **(strategy.observe(proposal, outcome) or {})}
+        if verdict.report is not None:
+            trial.report(verdict.report, 0)  # a pruned trial's value is its last report
+        _tell(study, trial, verdict.state, verdict.value, attrs)
+        done.append((proposal, outcome))
+    return done
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial | int, state: TrialState,
+          value: Optional[float] = None, attrs: Optional[Mapping[str, Any]] = None,
+          skip_if_finished: bool = False) -> None:
+    """Store ``attrs`` in one write, then tell ``trial`` ``state`` (with ``value`` if
+    COMPLETE): the one place a study is told."""
+    if attrs:
+        storage = maybe_storage(study, None)
+        # An asked trial knows its storage id; a bare number is looked up.
+        identifier = trial._trial_id if isinstance(trial, optuna.Trial) else \
+            stored_trial_id(storage, study, trial)
+        set_trial_user_attrs(storage, identifier, attrs)
+    study.tell(trial, value if state == TrialState.COMPLETE else None, state=state,
+               skip_if_finished=skip_if_finished)
+
+
+def recover_dead_trials(study: optuna.Study,
+                        storage: Optional[optuna.storages.BaseStorage] = None) -> int:
+    """Fail the RUNNING trials whose worker is gone; returns how many were failed.
+
+    Such trials keep no ``fail_reason`` (they did not fail on their own), so the
+    strategies evaluate their cells again. The dead processes of this host are found at
+    once (``workers.dead_trials``); stale trials of any host (no heartbeat for the grace
+    period) at most once per heartbeat interval (``workers.fail_stale_trials``).
+
+    Args:
+        study: The study.
+        storage: Its storage (default: the study's own, ``storage.study_storage``).
+    """
+    storage = maybe_storage(study, storage)
+    failed = 0
+    for number, reason in dead_trials(study):
+        try:
+            _tell(study, number, TrialState.FAIL, attrs={Attr.CRASHED: reason},
+                  skip_if_finished=True)
+            failed += 1
+        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
+            pass  # another worker got there first
+    return failed + fail_stale_trials(study, storage)
 
 
 def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
-         strategy: Strategy) -> Optional[tuple[optuna.Trial, Proposal]]:
+         strategy: "Strategy") -> Optional[tuple[optuna.Trial, Proposal]]:
     """A trial for ``proposal``, or ``None`` where a claimed cell is another's.
 
     A claim without a cell asks for whichever claimed cell is queued (another worker's).
@@ -260,14 +274,11 @@ def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
     if CLAIM not in trial.user_attrs:
         # Sampled, not queued: its cell was unknown to the others while ask ran, so the
         # duplicate rule cannot vouch for it. Drop it; the strategy proposes again.
-        trial.set_user_attr("sampled", True)
-        study.tell(trial, state=TrialState.PRUNED)
+        _tell(study, trial, TrialState.PRUNED, attrs={Attr.SAMPLED: True})
         return None
     earlier = duplicate_of(study, trial)
     if earlier is not None:
-        trial.set_user_attr("duplicate_of", earlier)
-        study.tell(trial, state=TrialState.PRUNED)
-        strategy.collided()
+        _tell(study, trial, TrialState.PRUNED, attrs={Attr.DUPLICATE_OF: earlier})
         return None
     if trial.user_attrs[CLAIM] != label:
         return trial, strategy.adopt(trial, proposal)
@@ -298,18 +309,6 @@ def claim_of(trial: optuna.trial.FrozenTrial) -> str:
     their cell when queued.
     """
     return trial.user_attrs.get(CLAIM) or cell_key(trial.params)
-
-
-def holds_claim(trial: optuna.trial.FrozenTrial) -> bool:
-    """Whether a trial holds its claim: done, being run, queued, or a stored failure."""
-    return (trial.state in (TrialState.COMPLETE, TrialState.RUNNING, TrialState.WAITING)
-            or diverged(trial) or _low_budget_result(trial))
-
-
-def _low_budget_result(trial: optuna.trial.FrozenTrial) -> bool:
-    """A PRUNED trial that trained to the end of its budget (a halving rung's result)."""
-    return trial.state == TrialState.PRUNED and "rung" in trial.user_attrs \
-        and "duplicate_of" not in trial.user_attrs and "sampled" not in trial.user_attrs
 
 
 def duplicate_of(study: optuna.Study, trial: optuna.Trial) -> Optional[int]:

@@ -21,9 +21,9 @@ from pairsearch.search.plots import (
     plot_generations,
     plot_importance,
 )
-from pairsearch.search.queries import state_counts
-from pairsearch.search.results import best_trials_table
-from pairsearch.search.storage import study_meta
+from pairsearch.search.store.queries import state_counts
+from pairsearch.search.store.tables import best_trials_table
+from pairsearch.search.store.storage import study_meta
 
 _SEARCHES = ("grid", "tpe", "genetic", "halving")
 

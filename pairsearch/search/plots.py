@@ -23,7 +23,13 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 from optuna.trial import TrialState
 
-from pairsearch.search.queries import best_distinct_trials, run_accuracies
+from pairsearch.names import Attr
+from pairsearch.search.store.queries import (
+    best_distinct_trials,
+    run_accuracies,
+    stored_generations,
+    trained_here,
+)
 
 
 def _label(params: dict) -> str:
@@ -61,8 +67,7 @@ def best_so_far(study: optuna.Study) -> pd.DataFrame:
     for trial in sorted(study.get_trials(deepcopy=False), key=lambda t: t.number):
         if not trial.state.is_finished():
             continue
-        if not ({"reused_from", "duplicate_of", "sampled"} & set(trial.user_attrs)):
-            trained += 1
+        trained += trained_here(trial)
         if trial.state == TrialState.COMPLETE:
             best = trial.value if np.isnan(best) else max(best, trial.value)
         rows.append({"trial": trial.number, "trained": trained, "best": best})
@@ -87,11 +92,11 @@ def plot_best_so_far(study: optuna.Study, path: Path) -> Optional[Path]:
 
 def generations_table(study: optuna.Study) -> pd.DataFrame:
     """GA studies: mean and max accuracy, fitness and individuality per generation."""
-    rows = [{"generation": t.user_attrs["generation"], "accuracy": t.value or 0.0,
-             "fitness": t.user_attrs["fitness"], "individuality": t.user_attrs["individuality"]}
-            for t in study.get_trials(deepcopy=False, states=(
-                TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED))
-            if "generation" in t.user_attrs and "fitness" in t.user_attrs]
+    rows = [{"generation": generation, "accuracy": t.value or 0.0,
+             "fitness": t.user_attrs[Attr.FITNESS],
+             "individuality": t.user_attrs[Attr.INDIVIDUALITY]}
+            for generation, members in stored_generations(study).items()
+            for t in members.values()]
     if not rows:
         return pd.DataFrame()
     frame = pd.DataFrame(rows).groupby("generation").agg(["mean", "max"])

@@ -48,6 +48,7 @@ import optuna
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import Config, ignored_train_options, train_options
 from pairsearch.models import count_parameters, create_model, model_entry
+from pairsearch.names import BUDGET_TABLE
 from pairsearch.toml_files import read_toml, shipped
 
 Cell = dict[str, Any]
@@ -219,7 +220,7 @@ class SearchSpace:
             document["variants"] = {k: dict(v) for k, v in self.variants.items()}
             document["params"].pop("variant")  # implied by the variants
         if self.budget is not None:
-            document["budget"] = {"params": list(self.budget)}
+            document[BUDGET_TABLE] = {"params": list(self.budget)}
         if self.families:
             for name in [FAMILY, *(f"{f}.{o}" for f, fam in self.families.items()
                                    for o in fam.params)]:
@@ -398,7 +399,7 @@ def space_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
     Raises:
         PairsearchError: On a missing or malformed ``[params]`` table or a bad value.
     """
-    unknown = sorted(set(document) - {"params", "fixed", "variants", "budget", "description",
+    unknown = sorted(set(document) - {"params", "fixed", "variants", BUDGET_TABLE, "description",
                                       "families"})
     if unknown:
         raise PairsearchError(f"search space {name!r}: unknown table {unknown[0]!r} "
@@ -421,8 +422,9 @@ def space_from_dict(name: str, document: Mapping[str, Any]) -> SearchSpace:
         dims[dim] = tuple(_storable(v) for v in _expand(dim, values))
     fixed = {k: _storable(v) for k, v in dict(document.get("fixed", {})).items()}
     budget = None
-    if "budget" in document:
-        bounds = document["budget"].get("params") if isinstance(document["budget"], dict) else None
+    if BUDGET_TABLE in document:
+        table = document[BUDGET_TABLE]
+        bounds = table.get("params") if isinstance(table, dict) else None
         if not (isinstance(bounds, list) and len(bounds) == 2
                 and all(isinstance(b, int) for b in bounds)):
             raise PairsearchError(f"search space {name!r}: [budget] needs params = [low, high] "

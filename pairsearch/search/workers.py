@@ -5,9 +5,10 @@
 - ``Heartbeat``: records Optuna heartbeats for the running trial from a thread, so
   a worker on any machine that dies (SIGKILL included) leaves a trial that
   ``optuna.storages.fail_stale_trials`` marks FAIL after the grace period.
-- ``recover_dead_trials``: at start-up and between trials, fails at once the
-  RUNNING trials of dead processes on this host (no need to wait for the grace
-  period), and, at most once per heartbeat interval, the stale ones of any host.
+- ``dead_trials``: the RUNNING trials of dead processes on this host, which the
+  driver fails at once (no need to wait for the grace period); ``fail_stale_trials``:
+  at most once per heartbeat interval, the stale ones of any host.
+- ``StudyLease``: one owner process per study where a strategy needs one (the GA).
 - ``StopRequest``: the first Ctrl-C asks the search to stop after the current
   trial; the second interrupts the trial itself.
 - ``spawn_workers``: the extra processes of ``--workers N``, each told it is a
@@ -31,7 +32,9 @@ from typing import Any, Mapping, Optional, Sequence
 import optuna
 from optuna.trial import TrialState
 
-from pairsearch.search.storage import maybe_storage, trial_id, trial_ids
+from pairsearch.errors import StudyOwned
+from pairsearch.names import Attr
+from pairsearch.search.store.storage import GRACE_SECONDS, maybe_storage, trial_ids
 
 HOST = socket.gethostname()
 # A RUNNING trial no worker has labelled for this long was asked for by a worker that died
@@ -51,11 +54,11 @@ def enqueue_owned(study: optuna.Study, cell: Mapping[str, Any],
     """Queue ``cell`` as a trial labelled with this worker, for the next ``study.ask``.
 
     ``ask`` turns the queued trial RUNNING; with the label already there, a worker
-    killed before it starts the trial still leaves a trial ``recover_dead_trials``
-    can attribute to it and fail. (The runner relabels a trial popped from another
+    killed before it starts the trial still leaves a trial ``dead_trials``
+    can attribute to it and fail. (The trial evaluator relabels a trial popped from another
     worker's queue.) ``labels`` are more user attributes, stored in the same write.
     """
-    study.enqueue_trial(dict(cell), user_attrs={**(labels or {}), "worker": worker_id()})
+    study.enqueue_trial(dict(cell), user_attrs={**(labels or {}), Attr.WORKER: worker_id()})
 
 
 def alive(pid: int) -> bool:
@@ -75,48 +78,35 @@ def _heartbeat_interval(storage) -> Optional[int]:
     return getter() if getter is not None else None
 
 
-def recover_dead_trials(study: optuna.Study,
-                        storage: Optional[optuna.storages.BaseStorage] = None) -> int:
-    """Fail the RUNNING trials whose worker is gone; returns how many were failed.
-
-    Such trials keep no ``fail_reason`` (they did not fail on their own), so the
-    strategies evaluate their cells again. Stale trials (another host's, without a
-    heartbeat for the grace period) are looked for at most once per heartbeat interval:
-    a trial turns stale only after the grace period, and the look-up (three reads of
-    the study) would otherwise be a large part of a short trial's fixed cost.
-
-    Args:
-        study: The study.
-        storage: Its storage (default: the study's own, ``storage.study_storage``).
-    """
-    storage = maybe_storage(study, storage)
-    failed = 0
+def dead_trials(study: optuna.Study) -> list[tuple[int, str]]:
+    """The RUNNING trials whose worker is gone on this host, or that no worker took up:
+    (number, why). The driver fails them (``driver.recover_dead_trials``)."""
+    dead = []
     now = datetime.datetime.now()  # Optuna stores naive local times
     for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = trial.user_attrs.get("worker", "")
+        owner = trial.user_attrs.get(Attr.WORKER, "")
         host, _, pid = owner.rpartition(":")
         if host == HOST and pid.isdigit() and int(pid) != os.getpid() and not alive(int(pid)):
-            reason = f"worker {owner} is gone"
+            dead.append((trial.number, f"worker {owner} is gone"))
         elif not owner and trial.datetime_start is not None and \
                 (now - trial.datetime_start).total_seconds() > UNLABELLED_SECONDS:
-            reason = f"no worker took it up in {UNLABELLED_SECONDS} s"
-        else:
-            continue
-        try:
-            storage.set_trial_user_attr(trial_id(storage, study, trial.number), "crashed",
-                                        reason)
-            study.tell(trial.number, state=TrialState.FAIL, skip_if_finished=True)
-            failed += 1
-        except (RuntimeError, ValueError, optuna.exceptions.UpdateFinishedTrialError):
-            pass  # another worker got there first
+            dead.append((trial.number, f"no worker took it up in {UNLABELLED_SECONDS} s"))
+    return dead
+
+
+def fail_stale_trials(study: optuna.Study, storage: optuna.storages.BaseStorage) -> int:
+    """Optuna's ``fail_stale_trials`` (trials of any host without a heartbeat for the grace
+    period), at most once per heartbeat interval: a trial turns stale only after the grace
+    period, and the look-up (three reads of the study) would otherwise be a large part of
+    a short trial's fixed cost. Returns how many it failed."""
     interval = _heartbeat_interval(storage)
-    if interval is not None and _stale_check_due(storage, study, interval):
-        before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-            optuna.storages.fail_stale_trials(study)
-        failed += len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
-    return failed
+    if interval is None or not _stale_check_due(storage, study, interval):
+        return 0
+    before = len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,)))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+    return len(study.get_trials(deepcopy=False, states=(TrialState.FAIL,))) - before
 
 
 def _stale_check_due(storage: optuna.storages.BaseStorage, study: optuna.Study,
@@ -180,6 +170,60 @@ class Heartbeat:
             self._thread.join()
 
 
+class StudyLease:
+    """One owner process per study (a study attribute ``KEY``), renewed as it works.
+
+    A study whose strategy keeps state between trials in one process (the genetic
+    algorithm breeds each generation from the last) may have one owner at a time; a
+    second process is refused while the owner lives (same host: its pid exists; another
+    host: it renewed within the grace period).
+
+    Args:
+        study: The study.
+        key: The study attribute holding the owner.
+        what: How the refusal names the study (``genetic study``).
+    """
+
+    def __init__(self, study: optuna.Study, key: str, what: str) -> None:
+        self.study = study
+        self.key = key
+        self.what = what
+
+    @staticmethod
+    def _alive(owner: Mapping[str, Any]) -> bool:
+        host, _, pid = str(owner.get("worker", "")).rpartition(":")
+        if host == HOST and pid.isdigit():
+            return alive(int(pid))
+        return time.time() - float(owner.get("beat", 0)) < GRACE_SECONDS
+
+    def acquire(self) -> None:
+        """Own the study, or refuse if a live owner exists.
+
+        Raises:
+            StudyOwned: If another live process owns the study.
+        """
+        me = worker_id()
+        owner = self.study.user_attrs.get(self.key)
+        if owner and owner.get("worker") != me and self._alive(owner):
+            raise StudyOwned(
+                f"{self.what} {self.study.study_name!r} is being run by {owner['worker']}: "
+                "it has one owner, which breeds each generation from the last; a stopped or "
+                "killed run is resumed by running the same command again")
+        self.renew()
+        time.sleep(0.2)  # two processes starting at once: the last writer wins, the other leaves
+        if (self.study.user_attrs.get(self.key) or {}).get("worker") != me:
+            raise StudyOwned(f"{self.what} {self.study.study_name!r} was just claimed by "
+                             f"{self.study.user_attrs[self.key]['worker']}")
+
+    def renew(self) -> None:
+        """Say the owner lives (other processes read the beat)."""
+        self.study.set_user_attr(self.key, {"worker": worker_id(), "beat": time.time()})
+
+    def release(self) -> None:
+        """Give the study up."""
+        self.study.set_user_attr(self.key, None)
+
+
 class StopRequest:
     """First SIGINT: stop between trials. Second: raise KeyboardInterrupt in the trial."""
 
@@ -240,4 +284,16 @@ def spawn_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen]:
         children.append(subprocess.Popen([sys.executable, "-m", "pairsearch",
                                           *worker_argv(argv)], env=env,
                                          stdout=subprocess.DEVNULL))
+    return children
+
+
+def start_workers(argv: Sequence[str], workers: int) -> list[subprocess.Popen]:
+    """What every command with ``--workers N`` does first: start the N − 1 other workers
+    (``spawn_workers``; none for N = 1) and take this process's share of the CPU threads
+    (``PAIRSEARCH_THREADS``, which a worker inherits from the process that started it)."""
+    children = spawn_workers(argv, workers) if workers > 1 else []
+    if os.environ.get("PAIRSEARCH_THREADS"):
+        import torch
+
+        torch.set_num_threads(int(os.environ["PAIRSEARCH_THREADS"]))
     return children

@@ -13,10 +13,10 @@ import urllib.request
 import optuna
 import pytest
 
-from pairsearch.search.genetic import GeneticSettings, run_genetic
-from pairsearch.search.runner import SearchSettings
+from pairsearch.search.strategies.genetic import GeneticSettings, run_genetic
+from pairsearch.search.types import SearchSettings
 from pairsearch.search.space import space_from_dict
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 from pairsearch.search.strategies import run_grid, run_tpe
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -44,9 +44,9 @@ def test_batched_configurations_on_the_gpu(small_pairs):
 
 
 def test_a_search_on_the_gpu(tmp_path):
-    from pairsearch.search.runner import SearchSettings
+    from pairsearch.search.types import SearchSettings
     from pairsearch.search.space import space_from_dict
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.storage import open_storage
     from pairsearch.search.strategies import run_grid
 
     storage = open_storage(f"sqlite:///{tmp_path / 's.db'}")

@@ -23,7 +23,7 @@ from pairsearch.experiments import (
     write_experiment_report,
 )
 from pairsearch.search.space import load_space, space_from_dict
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 
 
 def test_every_shipped_experiment_loads_full_and_quick():
@@ -426,7 +426,7 @@ def test_poisoned_test_labels_change_no_choice(tmp_path, monkeypatch):
     """Searches and chains choose by CV on the training pairs: flipping every test label
     changes the test scores, and no choice."""
     from pairsearch.data import PairData, PairSet
-    from pairsearch.search import runner as runner_module
+    from pairsearch.search import trial_evaluator as runner_module
 
     experiment = experiment_from_dict("poison", POISONABLE)
     clean = open_storage(f"sqlite:///{tmp_path / 'clean.db'}")

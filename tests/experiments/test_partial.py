@@ -6,9 +6,9 @@ import optuna
 import pytest
 
 from pairsearch.experiments.tables import unfinished_cells
-from pairsearch.search.runner import SearchSettings
+from pairsearch.search.types import SearchSettings
 from pairsearch.search.space import space_from_dict
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 from pairsearch.search.strategies import run_grid
 
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 
 pytestmark = pytest.mark.process  # each test runs the script in a subprocess
 

@@ -7,9 +7,9 @@ from typing import Callable
 import optuna
 import pytest
 
-from pairsearch.search.runner import SearchSettings
+from pairsearch.search.types import SearchSettings
 from pairsearch.search.space import SearchSpace, space_from_dict
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 

@@ -12,7 +12,7 @@ from optuna.trial import TrialState
 from pairsearch.errors import PairsearchError
 from pairsearch.evaluation import ignored_train_options
 from pairsearch.models import list_models, model_entry
-from pairsearch.search.genetic import GeneticSettings, run_genetic
+from pairsearch.search.strategies.genetic import GeneticSettings, run_genetic
 from pairsearch.search.space import FAMILY, load_space, space_from_dict
 from pairsearch.search.strategies import run_grid, run_tpe
 
@@ -129,12 +129,12 @@ def test_the_genetic_algorithm_reads_only_the_genes_of_its_family(storage, tiny)
 def test_a_pruned_warm_start_cell_is_not_proposed_again(storage, tiny):
     """Each family is tried once at its first values, whatever became of the trial."""
     from pairsearch.search.driver import CLAIM
-    from pairsearch.search.runner import cell_key
+    from pairsearch.search.types import cell_key
     from pairsearch.search.strategies import TpeStrategy
 
     space = load_space("zoo-small")
     strategy = TpeStrategy(trials=10)
-    strategy.make_runner(space, tiny)
+    strategy.check(space, tiny)
     study = optuna.create_study(storage=storage, study_name="warm", direction="maximize")
     first = strategy.warm_cells[0]
     study.enqueue_trial(first, user_attrs={CLAIM: cell_key(first)})
@@ -148,7 +148,7 @@ def test_a_pruned_warm_start_cell_is_not_proposed_again(storage, tiny):
 
 
 def test_a_retest_of_a_conditional_study_shows_family_options_in_one_column(storage, tiny):
-    from pairsearch.search.retest import retest
+    from pairsearch.search.strategies.retest import retest
 
     run_tpe(load_space("zoo-small"), tiny, storage, "zoo", trials=4, progress=False)
     table = retest(storage, "zoo", top=2, folds=2, repeats=1, device="cpu", cv_repeats=2)

@@ -9,14 +9,14 @@ import pytest
 from optuna.trial import TrialState
 
 from pairsearch.errors import PairsearchError
-from pairsearch.search.genetic import (
+from pairsearch.search.strategies.genetic import (
     GeneticSettings,
     _toolbox,
     individuality,
     run_genetic,
     select_and_breed,
 )
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 
 
 def test_individuality_formula_on_hand_made_population():
@@ -112,7 +112,7 @@ def test_genetic_with_halving_ranks_a_stopped_individual_by_what_it_reached(stor
 
 
 def test_niche_counts_and_the_fitness_variants(storage, tiny_space, tiny):
-    from pairsearch.search.genetic import niche_counts
+    from pairsearch.search.strategies.genetic import niche_counts
 
     # 4 varying dimensions: sigma 2; distances 0, 1, 4 -> shares 1, 0.5, 0.
     population = [[0, 0, 0, 0], [0, 0, 0, 1], [1, 1, 1, 1]]

@@ -7,7 +7,8 @@ import pytest
 from optuna.trial import TrialState
 
 from pairsearch.errors import PairsearchError
-from pairsearch.search.halving import describe_rungs, run_halving, rung_budgets, survivors
+from pairsearch.search.store.queries import full_budget_trials, rung_summary
+from pairsearch.search.strategies.halving import run_halving, rung_budgets
 from pairsearch.search.strategies import run_grid
 from pairsearch.search.workers import StopRequest
 
@@ -35,10 +36,10 @@ def test_halving_trains_rungs_and_reports_a_full_budget_cell(storage, tiny_space
     summary = run_halving(_space(tiny_space), settings, storage, "h", min_epochs=1, eta=2,
                           progress=False)
     study = optuna.load_study(study_name="h", storage=storage)
-    rungs = describe_rungs(study)
+    rungs = rung_summary(study)
     # 9 distinct configurations (mlp ignores lambda): 9 at 1 epoch, 5 at 2, 3 at 4.
     assert [(r["budget"], r["configurations"]) for r in rungs] == [(1, 9), (2, 5), (4, 3)]
-    full = survivors(study)
+    full = full_budget_trials(study)
     assert len(full) == 3 and all(t.user_attrs["budget"] == 4 for t in full)
     low = [t for t in study.trials if t.user_attrs.get("rung", 2) < 2]
     assert all(t.state == TrialState.PRUNED for t in low)
@@ -60,39 +61,40 @@ def test_a_survivors_full_budget_result_is_the_exhaustive_grids(storage, tiny_sp
     grid = {t.user_attrs["config_key"]: t.value
             for t in optuna.load_study(study_name="g", storage=storage).trials
             if t.state == TrialState.COMPLETE}
-    for trial in survivors(optuna.load_study(study_name="h", storage=storage)):
+    for trial in full_budget_trials(optuna.load_study(study_name="h", storage=storage)):
         assert trial.value == grid[trial.user_attrs["config_key"]]
 
 
-def test_a_stopped_halving_resumes_to_the_same_result(tmp_path, tiny_space, tiny):
+def test_a_stopped_halving_resumes_to_the_same_result(tmp_path, tiny_space, tiny, monkeypatch):
     from dataclasses import replace
 
-    from pairsearch.search.storage import open_storage
+    from pairsearch.search.store.storage import open_storage
 
     settings = replace(tiny, epochs=4)
     whole = open_storage(f"sqlite:///{tmp_path / 'whole.db'}")
     run_halving(_space(tiny_space), settings, whole, "h", 1, 2, progress=False)
     parts = open_storage(f"sqlite:///{tmp_path / 'parts.db'}")
 
-    class StopAfter(StopRequest):
-        def __init__(self, trials: int) -> None:
-            super().__init__()
-            self.left = trials
+    from pairsearch.search.trial_evaluator import TrialEvaluator
 
-        @property
-        def requested(self) -> bool:
-            self.left -= 1
-            return self.left < 0
-
-        @requested.setter
-        def requested(self, value: bool) -> None:
-            pass
-
+    real = TrialEvaluator.evaluate
     for _ in range(3):
-        run_halving(_space(tiny_space), settings, parts, "h", 1, 2, progress=False,
-                    stop=StopAfter(4))
+        # A stop requested once 4 more trials are evaluated (a Ctrl-C between trials).
+        stop, done = StopRequest(), []
+
+        def counting(self, asked, stop=stop, done=done):
+            verdicts = real(self, asked)
+            done.extend(asked)
+            stop.requested = len(done) >= 4
+            return verdicts
+
+        monkeypatch.setattr(TrialEvaluator, "evaluate", counting)
+        summary = run_halving(_space(tiny_space), settings, parts, "h", 1, 2, progress=False,
+                              stop=stop)
+        assert summary.stopped and summary.evaluated + summary.reused == 4
+    monkeypatch.setattr(TrialEvaluator, "evaluate", real)
     run_halving(_space(tiny_space), settings, parts, "h", 1, 2, progress=False)
-    results = [sorted((str(t.params), t.value) for t in survivors(
+    results = [sorted((str(t.params), t.value) for t in full_budget_trials(
         optuna.load_study(study_name="h", storage=s))) for s in (whole, parts)]
     assert results[0] == results[1]
 

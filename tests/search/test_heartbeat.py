@@ -10,8 +10,9 @@ import sqlalchemy
 from optuna.trial import TrialState
 
 from pairsearch.search import workers
-from pairsearch.search.storage import open_storage, trial_id
-from pairsearch.search.workers import Heartbeat, recover_dead_trials
+from pairsearch.search.store.storage import open_storage, trial_id
+from pairsearch.search.driver import recover_dead_trials
+from pairsearch.search.workers import Heartbeat
 
 
 def _heartbeats(storage: optuna.storages.RDBStorage) -> set[int]:

@@ -24,10 +24,11 @@ from optuna.trial import TrialState
 
 from pairsearch.errors import PairsearchError
 from pairsearch.search import workers
-from pairsearch.search.results import studies_table
-from pairsearch.search.storage import journal_path, open_storage
+from pairsearch.search.store.tables import studies_table
+from pairsearch.search.store.storage import journal_path, open_storage
 from pairsearch.search.strategies import run_grid, run_tpe
-from pairsearch.search.workers import Heartbeat, recover_dead_trials
+from pairsearch.search.driver import recover_dead_trials
+from pairsearch.search.workers import Heartbeat
 
 
 def _reader(path: Path) -> JournalStorage:

@@ -8,7 +8,7 @@ import optuna
 from optuna.distributions import FloatDistribution
 from optuna.trial import TrialState
 
-from pairsearch.search.queries import crashed, trial_seconds
+from pairsearch.search.store.queries import crashed, trial_seconds
 
 START = datetime.datetime(2026, 11, 30, 12, 0, 0)
 

@@ -15,9 +15,10 @@ import pytest
 from optuna.trial import TrialState
 
 from pairsearch.search import workers
-from pairsearch.search.runner import SearchSettings
+from pairsearch.search.driver import recover_dead_trials
+from pairsearch.search.types import SearchSettings
 from pairsearch.search.space import space_from_dict
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 from pairsearch.search.strategies import run_grid
 
 SPACE = '[params]\nmodel = ["mlp", "siamese"]\nlr = [0.001, 0.003, 0.01]\n'
@@ -51,7 +52,7 @@ def assert_every_cell_complete_once(url: str) -> None:
 
 OPEN_NEW_STORAGE = """
 import sys
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 open_storage(sys.argv[1])
 """
 
@@ -96,16 +97,16 @@ def test_sigkill_at_several_points_then_resume(tmp_path):
 
 DIE_AFTER_ASK = """
 import os, sys
-from pairsearch.search import runner
-from pairsearch.search.runner import SearchSettings
+from pairsearch.search import trial_evaluator
+from pairsearch.search.types import SearchSettings
 from pairsearch.search.space import space_from_dict
-from pairsearch.search.storage import open_storage
+from pairsearch.search.store.storage import open_storage
 from pairsearch.search.strategies import run_grid
 
-def killed(self, trial, cell, *args, **kwargs):
+def killed(self, asked, *args, **kwargs):
     os._exit(9)  # as if SIGKILLed between study.ask and the start of the trial
 
-runner.Runner.run = killed
+trial_evaluator.TrialEvaluator.evaluate = killed
 space = space_from_dict("s", {"params": {"model": ["mlp"], "lr": [0.001, 0.01]}})
 run_grid(space, SearchSettings(folds=2, epochs=1, train_pairs=100, device="cpu"),
          open_storage(sys.argv[1]), "s", progress=False)
@@ -129,9 +130,9 @@ def test_a_worker_killed_right_after_ask_leaves_no_cell_stuck(tmp_path):
 def test_an_unlabelled_running_trial_is_failed_only_when_old(tmp_path, monkeypatch):
     study = optuna.create_study(storage=open_storage(f"sqlite:///{tmp_path / 'a.db'}"))
     study.ask()  # RUNNING, no worker label: its worker died before labelling it
-    assert workers.recover_dead_trials(study) == 0  # it may still be labelled
+    assert recover_dead_trials(study) == 0  # it may still be labelled
     monkeypatch.setattr(workers, "UNLABELLED_SECONDS", -1)
-    assert workers.recover_dead_trials(study) == 1
+    assert recover_dead_trials(study) == 1
     assert "no worker took it up" in study.trials[0].user_attrs["crashed"]
     assert study.trials[0].state == TrialState.FAIL
 
@@ -196,7 +197,7 @@ def test_workers_on_postgresql(tmp_path):
 
 
 def test_error_inside_a_trial_is_a_fail_trial_and_the_search_goes_on(tmp_path, monkeypatch):
-    from pairsearch.search import runner as runner_module
+    from pairsearch.search import trial_evaluator as runner_module
 
     real = runner_module.evaluate
 

@@ -9,7 +9,7 @@ import optuna
 import pytest
 
 from pairsearch.errors import PairsearchError
-from pairsearch.search.storage import (
+from pairsearch.search.store.storage import (
     OPTUNA_TESTED_MAJOR,
     open_storage,
     open_study,

@@ -11,9 +11,9 @@ import pytest
 from optuna.trial import TrialState
 
 from pairsearch.errors import PairsearchError
-from pairsearch.search.runner import SearchSettings, cell_key, distributions
+from pairsearch.search.types import SearchSettings, cell_key, distributions
 from pairsearch.search.space import space_from_dict
-from pairsearch.search.storage import trial_id
+from pairsearch.search.store.storage import trial_id
 from pairsearch.search.strategies import duplicate_of, run_grid, run_tpe
 from pairsearch.search.workers import StopRequest, enqueue_owned
 
@@ -152,7 +152,7 @@ def test_tpe_with_a_multi_fidelity_pruner(storage, tiny_space, tiny, pruner):
 
 
 def test_a_bad_pruner_setting_writes_nothing(storage, tiny_space, tiny):
-    from pairsearch.search.storage import study_names
+    from pairsearch.search.store.storage import study_names
 
     with pytest.raises(PairsearchError, match="for min_epochs"):
         run_tpe(tiny_space(), tiny, storage, "t", trials=2, progress=False,
@@ -177,7 +177,7 @@ def _all_but_one_cell_done(space, tiny, storage, worker: str) -> optuna.Study:
 
 def test_a_grid_worker_waits_for_another_workers_last_cell(tiny_space, tiny, storage):
     # Else an experiment's next stage would read the grid before its last cells are in.
-    from pairsearch.search.driver import Wait
+    from pairsearch.search.types import Wait
     from pairsearch.search.strategies import GridStrategy
     from pairsearch.search.workers import HOST
 
@@ -207,7 +207,7 @@ def test_a_grid_worker_runs_a_dead_workers_last_cell(tiny_space, tiny, storage):
 
 
 def test_a_tpe_worker_waits_for_others_last_trials(storage):
-    from pairsearch.search.driver import Wait
+    from pairsearch.search.types import Wait
     from pairsearch.search.strategies import TpeStrategy
 
     study = optuna.create_study(storage=storage)

@@ -16,8 +16,8 @@ from optuna.storages import JournalStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import TrialState
 
-from pairsearch.search import storage as storage_module
-from pairsearch.search.storage import (
+from pairsearch.search.store import storage as storage_module
+from pairsearch.search.store.storage import (
     one_write,
     open_storage,
     set_trial_user_attrs,

@@ -33,23 +33,23 @@ from __future__ import annotations
 
 import contextlib
 import random
-import time
 from dataclasses import dataclass
 from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import optuna
 from deap import base, creator, tools
-from optuna.trial import TrialState
 
-from pairsearch.errors import BadValue, PairsearchError, StudyOwned
+from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.names import FITNESS, INDIVIDUALITY
-from pairsearch.search.driver import SearchSummary, Strategy, drive
-from pairsearch.search.runner import Outcome, Proposal, Runner, SearchSettings
+from pairsearch.names import Attr
+from pairsearch.search.driver import SearchSummary, drive
 from pairsearch.search.space import SearchSpace
-from pairsearch.search.storage import GRACE_SECONDS
-from pairsearch.search.strategies import make_pruner
-from pairsearch.search.workers import HOST, NEVER, StopRequest, alive, worker_id
+from pairsearch.search.store.queries import stored_generations
+from pairsearch.search.strategies.base import Strategy
+from pairsearch.search.strategies.tpe import make_pruner
+from pairsearch.search.types import Outcome, Proposal, SearchSettings
+from pairsearch.search.workers import NEVER, StopRequest, StudyLease
 from pairsearch.seeds import generation_seed
 
 if not hasattr(creator, "PairsearchFitness"):
@@ -220,40 +220,7 @@ def select_and_breed(population: list, accuracies: Sequence[float], fitnesses: S
     return [toolbox.clone(s) for s in survivors] + children
 
 
-def _stored_generations(study: optuna.Study) -> dict[int, dict[int, optuna.trial.FrozenTrial]]:
-    generations: dict[int, dict[int, optuna.trial.FrozenTrial]] = {}
-    for trial in study.get_trials(deepcopy=False, states=(
-            TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)):
-        if "generation" in trial.user_attrs and "fitness" in trial.user_attrs:
-            generations.setdefault(trial.user_attrs["generation"], {})[
-                trial.user_attrs["individual"]] = trial
-    return generations
-
-
-def _owner_alive(owner: dict) -> bool:
-    host, _, pid = str(owner.get("worker", "")).rpartition(":")
-    if host == HOST and pid.isdigit():
-        return alive(int(pid))
-    return time.time() - float(owner.get("beat", 0)) < GRACE_SECONDS
-
-
-def _claim(study: optuna.Study) -> None:
-    """Make this process the study's one GA owner, or refuse if a live one exists."""
-    me = worker_id()
-    owner = study.user_attrs.get("genetic_owner")
-    if owner and owner.get("worker") != me and _owner_alive(owner):
-        raise StudyOwned(
-            f"genetic study {study.study_name!r} is being run by {owner['worker']}: a GA study "
-            "has one owner, which breeds each generation from the last; a stopped or killed "
-            "run is resumed by running the same command again")
-    study.set_user_attr("genetic_owner", {"worker": me, "beat": time.time()})
-    time.sleep(0.2)  # two processes starting at once: the last writer wins, the other leaves
-    if study.user_attrs.get("genetic_owner", {}).get("worker") != me:
-        raise StudyOwned(f"genetic study {study.study_name!r} was just claimed by "
-                              f"{study.user_attrs['genetic_owner']['worker']}")
-
-
-def accuracy_of(outcome_or_trial: Outcome | optuna.trial.FrozenTrial) -> float:
+def ranked_accuracy(outcome_or_trial: Outcome | optuna.trial.FrozenTrial) -> float:
     """The accuracy an individual is ranked by: its value (for one the pruner stopped, the
     accuracy it had reached), 0 for a failure."""
     value = outcome_or_trial.value
@@ -286,6 +253,7 @@ class GeneticStrategy(Strategy):
         self.bonus: list[float] = []
         self.accuracies: dict[int, float] = {}
         self.fitnesses: dict[int, float] = {}
+        self.lease: Optional[StudyLease] = None
 
     def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
         g = self.genetic
@@ -304,18 +272,18 @@ class GeneticStrategy(Strategy):
         return make_pruner("halving", settings.epochs or 25, self.genetic.min_epochs,
                            self.genetic.eta)
 
-    def make_runner(self, space: SearchSpace, settings: SearchSettings) -> Runner:
+    def check(self, space: SearchSpace, settings: SearchSettings) -> None:
         if space.budget is not None:
             raise PairsearchError("the genetic algorithm breeds any combination of values; it "
                                   "cannot keep to a parameter [budget] (use grid)")
         self.pruner(settings)  # a bad budget is refused before any write
         self.seed = settings.search_seed
-        return super().make_runner(space, settings)
 
-    def start(self, study: optuna.Study, runner: Runner) -> None:
-        _claim(study)
+    def start(self, study: optuna.Study) -> None:
+        self.lease = StudyLease(study, "genetic_owner", "genetic study")
+        self.lease.acquire()
         self.study = study
-        stored = _stored_generations(study)
+        stored = stored_generations(study)
         pop = self.genetic.pop
         complete = sorted(g for g, members in stored.items() if len(members) == pop)
         # Rebuild the generations deterministically from the seed; stored trials say which
@@ -326,11 +294,11 @@ class GeneticStrategy(Strategy):
         if complete:
             last = complete[-1]
             members = stored[last]
-            population = [creator.PairsearchIndividual(members[i].user_attrs["genes"])
+            population = [creator.PairsearchIndividual(members[i].user_attrs[Attr.GENES])
                           for i in range(pop)]
             self.population = select_and_breed(
-                population, [accuracy_of(members[i]) for i in range(pop)],
-                [members[i].user_attrs["fitness"] for i in range(pop)], self.genetic,
+                population, [ranked_accuracy(members[i]) for i in range(pop)],
+                [members[i].user_attrs[Attr.FITNESS] for i in range(pop)], self.genetic,
                 self.toolbox, _generation_rng(self.seed, last + 1))
             self.generation = last + 1
         self._begin_generation(stored.get(self.generation, {}))
@@ -346,8 +314,8 @@ class GeneticStrategy(Strategy):
         elif self.genetic.fitness == "sharing":
             self.weight = 0.0
             self.scale = [1 / m for m in niche_counts(self.population, self.sizes)]
-        self.accuracies = {i: accuracy_of(t) for i, t in already.items()}
-        self.fitnesses = {i: t.user_attrs["fitness"] for i, t in already.items()}
+        self.accuracies = {i: ranked_accuracy(t) for i, t in already.items()}
+        self.fitnesses = {i: t.user_attrs[Attr.FITNESS] for i, t in already.items()}
 
     def propose(self, study: optuna.Study) -> Optional[Sequence[Proposal]]:
         pop = self.genetic.pop
@@ -371,22 +339,21 @@ class GeneticStrategy(Strategy):
 
     def _proposal(self, index: int) -> Proposal:
         genes = list(self.population[index])
-        attrs = {"generation": self.generation, "individual": index, "genes": genes,
-                 "individuality": self.bonus[index]}
-        # The fitness depends on the accuracy, so it is written just before the trial is told.
-        return Proposal(self.space.cell_at(genes), attrs, prune=self.genetic.halving,
-                        before_tell=lambda outcome: {
-                            "fitness": self.fitness(index, accuracy_of(outcome))})
+        attrs = {Attr.GENERATION: self.generation, Attr.INDIVIDUAL: index, Attr.GENES: genes,
+                 Attr.INDIVIDUALITY: self.bonus[index]}
+        return Proposal(self.space.cell_at(genes), attrs, prune=self.genetic.halving)
 
-    def observe(self, proposal: Proposal, outcome: Outcome) -> None:
-        index = proposal.attrs["individual"]
-        self.accuracies[index] = accuracy_of(outcome)
+    def observe(self, proposal: Proposal, outcome: Outcome) -> dict:
+        index = proposal.attrs[Attr.INDIVIDUAL]
+        self.accuracies[index] = ranked_accuracy(outcome)
         self.fitnesses[index] = self.fitness(index, self.accuracies[index])
-        # Other processes read this to know the owner lives.
-        self.study.set_user_attr("genetic_owner", {"worker": worker_id(), "beat": time.time()})
+        self.lease.renew()
+        # The fitness depends on the accuracy: stored with the trial as it is told.
+        return {Attr.FITNESS: self.fitnesses[index]}
 
     def finish(self, study: optuna.Study) -> None:
-        study.set_user_attr("genetic_owner", None)
+        if self.lease is not None:
+            self.lease.release()
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
         total = self.genetic.gens * self.genetic.pop

@@ -22,20 +22,14 @@ import math
 from typing import Optional, Sequence
 
 import optuna
-from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
-from pairsearch.search.driver import (
-    WAIT,
-    SearchSummary,
-    Strategy,
-    Wait,
-    claim_of,
-    drive,
-    holds_claim,
-)
-from pairsearch.search.runner import Proposal, Runner, SearchSettings, cell_key
+from pairsearch.names import Attr
+from pairsearch.search.driver import SearchSummary, claim_of, drive
 from pairsearch.search.space import SearchSpace
+from pairsearch.search.store.queries import holds_claim, is_result, result_value
+from pairsearch.search.strategies.base import WAIT, Strategy, Wait
+from pairsearch.search.types import Proposal, SearchSettings, cell_key
 from pairsearch.search.workers import NEVER, StopRequest
 
 
@@ -74,7 +68,6 @@ class HalvingStrategy(Strategy):
         self.eta = eta
         self.batch = batch
         self.budgets: list[int] = []
-        self.runner: Optional[Runner] = None
         self.cells: list[dict] = []
 
     def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
@@ -83,22 +76,21 @@ class HalvingStrategy(Strategy):
                                                             "eta": self.eta}}
         return meta
 
-    def make_runner(self, space: SearchSpace, settings: SearchSettings) -> Runner:
+    def check(self, space: SearchSpace, settings: SearchSettings) -> None:
         if "epochs" in space.params:
             raise PairsearchError("successive halving sets the epochs of each rung; the space "
                                   "must not have an 'epochs' dimension")
-        runner = super().make_runner(space, settings)
-        full = runner.config(next(space.cells())).train.epochs
-        self.budgets = rung_budgets(full, self.min_epochs, self.eta)
+        first = space.config(next(space.cells()))
+        self.budgets = rung_budgets(settings.epochs or first.train.epochs, self.min_epochs,
+                                    self.eta)
         # One cell per distinct configuration (the first in grid order).
         seen: set[str] = set()
+        self.cells = []
         for cell in space.cells():
-            key = runner.config(cell).key()
+            key = space.config(cell).key()
             if key not in seen:
                 seen.add(key)
                 self.cells.append(cell)
-        self.runner = runner
-        return runner
 
     def rung_sizes(self) -> list[int]:
         """Configurations trained at each rung, for a complete run."""
@@ -112,19 +104,11 @@ class HalvingStrategy(Strategy):
         """What a rung's trial claims."""
         return f"rung {rung} {cell_key(cell)}"
 
-    def _results(self, trials: list, rung: int) -> dict[str, Optional[float]]:
+    @staticmethod
+    def _results(trials: list, rung: int) -> dict[str, Optional[float]]:
         """Cell key → mean CV accuracy at the rung's budget (``None``: diverged)."""
-        results: dict[str, Optional[float]] = {}
-        for trial in trials:
-            if trial.user_attrs.get("rung") != rung or not holds_claim(trial):
-                continue
-            if trial.state == TrialState.FAIL:
-                results[cell_key(trial.params)] = None
-            elif trial.state in (TrialState.COMPLETE, TrialState.PRUNED) and \
-                    trial.user_attrs.get("accuracies"):
-                accuracies = trial.user_attrs["accuracies"]
-                results[cell_key(trial.params)] = sum(accuracies) / len(accuracies)
-        return results
+        return {cell_key(t.params): result_value(t) for t in trials
+                if t.user_attrs.get(Attr.RUNG) == rung and holds_claim(t) and is_result(t)}
 
     def _rungs(self, study: optuna.Study):
         """For each rung reached: its cells, the claims held, and its results."""
@@ -154,12 +138,11 @@ class HalvingStrategy(Strategy):
 
     def _proposal(self, rung: int, cell: dict) -> Proposal:
         budget = self.budgets[rung]
-        return Proposal(cell, {"rung": rung, "budget": budget}, claim=True,
-                        label=self.label(rung, cell), epochs=budget, curve=True,
-                        complete=budget == self.budgets[-1])
+        return Proposal(cell, {Attr.RUNG: rung, Attr.BUDGET: budget}, claim=True,
+                        label=self.label(rung, cell), epochs=budget, curve=True)
 
     def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
-        return self._proposal(trial.user_attrs["rung"], dict(trial.params))
+        return self._proposal(trial.user_attrs[Attr.RUNG], dict(trial.params))
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
         done = 0
@@ -180,27 +163,3 @@ def run_halving(space: SearchSpace, settings: SearchSettings,
     """
     return drive(HalvingStrategy(space, min_epochs, eta), space, settings, storage, study_name,
                  progress, stop, batching)
-
-
-def survivors(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
-    """The study's full-budget trials (the configurations that survived every rung)."""
-    top = max((t.user_attrs.get("rung", -1) for t in study.get_trials(deepcopy=False)),
-              default=-1)
-    return [t for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-            if t.user_attrs.get("rung") == top]
-
-
-def describe_rungs(study: optuna.Study) -> list[dict]:
-    """Per rung: budget, configurations trained, best value (for summaries)."""
-    rows: dict[int, dict] = {}
-    for trial in study.get_trials(deepcopy=False):
-        rung = trial.user_attrs.get("rung")
-        if rung is None or not trial.user_attrs.get("accuracies"):
-            continue
-        row = rows.setdefault(rung, {"rung": rung, "budget": trial.user_attrs["budget"],
-                                     "configurations": 0, "best": 0.0})
-        accuracies = trial.user_attrs["accuracies"]
-        row["configurations"] += 1
-        row["best"] = max(row["best"], sum(accuracies) / len(accuracies))
-    return [rows[r] for r in sorted(rows)]
-

@@ -22,13 +22,20 @@ import pandas as pd
 from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
-from pairsearch.evaluation import evaluate
+from pairsearch.names import Attr
 from pairsearch.search.compare import ALPHA, PairedTest, against_best
-from pairsearch.search.driver import Strategy, Wait, drive, wait_for_others
-from pairsearch.search.queries import best_distinct_trials, best_trial, retest_study_name
-from pairsearch.search.runner import Proposal, Runner, SearchSettings
+from pairsearch.search.driver import drive
 from pairsearch.search.space import SearchSpace, space_from_dict
-from pairsearch.search.storage import load_existing, study_meta
+from pairsearch.search.store.queries import (
+    best_distinct_trials,
+    best_trial,
+    retest_study_name,
+    run_accuracies,
+)
+from pairsearch.search.store.storage import load_existing, study_meta
+from pairsearch.search.strategies.base import Strategy, Wait, wait_for_others
+from pairsearch.search.trial_evaluator import TrialEvaluator
+from pairsearch.search.types import Proposal, SearchSettings
 from pairsearch.search.workers import NEVER, StopRequest
 
 
@@ -64,7 +71,7 @@ class RetestStrategy(Strategy):
                 "protocol": protocol}
 
     def _done(self, study: optuna.Study) -> set[int]:
-        return {t.user_attrs.get("source_trial") for t in study.get_trials(
+        return {t.user_attrs.get(Attr.SOURCE_TRIAL) for t in study.get_trials(
             deepcopy=False, states=(TrialState.COMPLETE, TrialState.FAIL))}
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
@@ -72,13 +79,15 @@ class RetestStrategy(Strategy):
         todo = [t for t in self.best if t.number not in done]
         if not todo:  # the choice must not read an unfinished study
             return wait_for_others(study)
-        return [Proposal(dict(t.params), {"source_trial": t.number, "search_value": t.value},
+        return [Proposal(dict(t.params), {Attr.SOURCE_TRIAL: t.number,
+                                          Attr.SEARCH_VALUE: t.value},
                          claim=True, label=f"source trial {t.number}") for t in todo]
 
     def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
-        number = trial.user_attrs["source_trial"]
-        return Proposal(dict(trial.params), {"source_trial": number,
-                                             "search_value": trial.user_attrs["search_value"]},
+        number = trial.user_attrs[Attr.SOURCE_TRIAL]
+        return Proposal(dict(trial.params), {Attr.SOURCE_TRIAL: number,
+                                             Attr.SEARCH_VALUE: trial.user_attrs[
+                                                 Attr.SEARCH_VALUE]},
                         claim=True, label=f"source trial {number}")
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
@@ -172,17 +181,13 @@ def score_chosen(target: optuna.Study, space: SearchSpace, settings: SearchSetti
     stored = target.user_attrs.get("chosen") or {}
     if stored.get("retest_trial") == chosen.number:
         return
-    runner = Runner(space, settings)
-    config = runner.config(dict(chosen.params))
-    result = evaluate(config, runner.draws if len(runner.draws) > 1 else runner.data,
-                      settings.protocol, settings.seed, runner.device, precision=runner.precision)
-    report = result.to_dict()
+    report = TrialEvaluator(space, settings).measure(dict(chosen.params)).to_dict()
     target.set_user_attr("chosen", {
-        "retest_trial": chosen.number, "source_trial": chosen.user_attrs.get("source_trial"),
+        "retest_trial": chosen.number, "source_trial": chosen.user_attrs.get(Attr.SOURCE_TRIAL),
         "params": dict(chosen.params), "cv_accuracy": chosen.value,
         "test_accuracy_mean": report["accuracy_mean"],
         "test_accuracy_std": report["accuracy_std"],
-        "test_accuracies": report["accuracies"], "test_draw_means": report["draw_means"],
+        Attr.TEST_ACCURACIES: report[Attr.ACCURACIES], "test_draw_means": report["draw_means"],
         "test_f1_mean": report["f1_mean"],
         "test_digit_accuracy_mean": report["digit_accuracy_mean"],
         "test_protocol": report["protocol"], "failed": report["failed"],
@@ -207,11 +212,11 @@ def retest_table(target: optuna.Study, folds: Optional[int] = None) -> pd.DataFr
     for trial in trials:
         is_chosen = chosen.get("retest_trial") == trial.number
         test = tests.get(trial.number)
-        rows.append({"trial": trial.user_attrs.get("source_trial"), **trial.params,
-                     "search_acc": trial.user_attrs.get("search_value"),
+        rows.append({"trial": trial.user_attrs.get(Attr.SOURCE_TRIAL), **trial.params,
+                     "search_acc": trial.user_attrs.get(Attr.SEARCH_VALUE),
                      f"cv{folds}_acc": trial.value,
-                     f"cv{folds}_std": trial.user_attrs.get("accuracy_std"),
-                     "folds": len(trial.user_attrs.get("accuracies") or []),
+                     f"cv{folds}_std": trial.user_attrs.get(Attr.ACCURACY_STD),
+                     "folds": len(run_accuracies(trial)),
                      "diff": test.difference if test else np.nan,
                      "p": test.p if test else np.nan,
                      "tied": ("yes" if test.p >= ALPHA else "no") if test else "",
@@ -237,7 +242,7 @@ def _options_column(table: pd.DataFrame) -> pd.DataFrame:
 def _paired_tests(trials: Sequence[optuna.trial.FrozenTrial],
                   folds: Optional[int]) -> dict[int, PairedTest]:
     """Each trial against the best, where all share one number of fold scores."""
-    scores = {t.number: t.user_attrs.get("accuracies") or [] for t in trials}
+    scores = {t.number: run_accuracies(t) for t in trials}
     lengths = {len(v) for v in scores.values()}
     if not folds or len(lengths) != 1 or min(lengths) < 2:
         return {}

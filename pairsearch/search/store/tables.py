@@ -8,15 +8,16 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
-from pairsearch.search.queries import best_distinct_trials, best_value, state_counts
-from pairsearch.search.storage import study_meta
+from pairsearch.names import Attr
+from pairsearch.search.store.queries import best_distinct_trials, best_value, state_counts
+from pairsearch.search.store.storage import study_meta
 
 # User attributes shown in tables, and their column names.
-_TABLE_ATTRS = {"accuracy_std": "std", "f1_mean": "f1", "digit_accuracy_mean": "digit_acc",
+_TABLE_ATTRS = {Attr.ACCURACY_STD: "std", "f1_mean": "f1", "digit_accuracy_mean": "digit_acc",
                 "final_loss_mean": "loss", "params": "params", "train_seconds": "seconds",
-                "rung": "rung", "budget": "epochs", "generation": "generation",
-                "fitness": "fitness", "source_trial": "source_trial",
-                "search_value": "search_acc"}
+                Attr.RUNG: Attr.RUNG, Attr.BUDGET: "epochs", Attr.GENERATION: "generation",
+                Attr.FITNESS: "fitness", Attr.SOURCE_TRIAL: "source_trial",
+                Attr.SEARCH_VALUE: "search_acc"}
 
 
 def best_trials_table(study: optuna.Study, top: Optional[int] = None,
@@ -39,7 +40,7 @@ def best_trials_table(study: optuna.Study, top: Optional[int] = None,
                 row[column] = trial.user_attrs[attr]
         rows.append(row)
     table = pd.DataFrame(rows)
-    for column in ("params", "generation", "rung", "epochs", "source_trial"):
+    for column in ("params", "generation", _TABLE_ATTRS[Attr.RUNG], "epochs", "source_trial"):
         if column in table:  # whole numbers, with gaps where a trial lacks them
             table[column] = table[column].round().astype("Int64")
     return table

@@ -1,124 +1,27 @@
-"""Grid and Optuna's samplers (TPE, random, NSGA-II): ways of proposing cells to the driver.
+"""Optuna's samplers (TPE, random search, NSGA-II) and pruners, proposing to the driver.
 
-Re-running the same command on the same ``--study`` continues it: the grid
-evaluates only the cells not stored yet, TPE runs until the study holds N
-finished trials. Both can run as several workers on one study.
+Re-running the same command on the same ``--study`` continues it: TPE runs until the
+study holds N finished trials. Several workers can share one study (Optuna's ask/tell
+is made for that).
 """
 
 from __future__ import annotations
 
-import random
 import warnings
-from typing import Optional, Sequence
+from typing import Sequence
 
 import optuna
-from optuna.trial import TrialState
 
 from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.names import PRUNERS, SAMPLERS
-from pairsearch.search.driver import (
-    SearchSummary,
-    Strategy,
-    Wait,
-    claim_of,
-    drive,
-    duplicate_of,
-    holds_claim,
-    wait_for_others,
-)
-from pairsearch.search.runner import Proposal, SearchSettings, cell_key
+from pairsearch.search.driver import SearchSummary, claim_of, drive
 from pairsearch.search.space import SearchSpace
-from pairsearch.search.workers import NEVER, StopRequest, worker_id
+from pairsearch.search.store.queries import finished_count
+from pairsearch.search.strategies.base import Strategy, Wait, wait_for_others
+from pairsearch.search.types import Proposal, SearchSettings, cell_key
+from pairsearch.search.workers import NEVER, StopRequest
 
-__all__ = ["GridStrategy", "TpeStrategy", "duplicate_of", "make_pruner", "make_sampler",
-           "run_grid", "run_tpe"]
-
-
-class GridStrategy(Strategy):
-    """Every cell of the space once: proposes the cells no trial holds yet.
-
-    Several workers (processes, machines) may share the study: each claims a missing
-    cell by queuing it (``Proposal.claim``), and a worker that finds a lower-numbered
-    trial of the same cell drops its own, so no cell is evaluated twice to completion.
-    A cell left queued (its worker died before asking, or lost the queue to others) is
-    run by whichever worker asks next; RUNNING trials of dead workers are failed and
-    their cells evaluated again.
-
-    Args:
-        space: The search space.
-        name: ``grid``, or ``test`` for an experiment's measurement of every cell with
-            the test protocol.
-        batch: Cells proposed at a time (trained together where the driver batches).
-    """
-
-    def __init__(self, space: SearchSpace, name: str = "grid", batch: int = 8) -> None:
-        self.name = name
-        self.cells = list(space.cells())
-        self.keys = [cell_key(c) for c in self.cells]
-        self.batch = batch
-        self._chooser = random.Random(worker_id())  # spreads workers over cells
-        self._collided = False
-        if name == "test":
-            from pairsearch.names import OBJECTIVE_TEST
-
-            self.metric = OBJECTIVE_TEST
-
-    def _missing(self, study: optuna.Study) -> tuple[list[dict], bool]:
-        """(cells no trial holds, whether any is queued)."""
-        trials = study.get_trials(deepcopy=False)
-        taken = {claim_of(t) for t in trials if holds_claim(t)}
-        missing = [c for c, key in zip(self.cells, self.keys) if key not in taken]
-        queued = any(t.state == TrialState.WAITING for t in trials)
-        return missing, queued
-
-    def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
-        missing, queued = self._missing(study)
-        if not missing and not queued:
-            return wait_for_others(study)
-        if not missing:  # only cells others queued: ask for one of them
-            return [Proposal(None, claim=True)]
-        if self._collided:
-            cells = self._chooser.sample(missing, min(self.batch, len(missing)))
-        else:
-            cells = missing[:self.batch]
-        return [Proposal(cell, claim=True) for cell in cells]
-
-    def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
-        return Proposal(dict(trial.params), claim=True)
-
-    def collided(self) -> None:
-        self._collided = True
-
-    def progress(self, study: optuna.Study) -> tuple[int, int]:
-        missing, _ = self._missing(study)
-        return len(self.cells), len(self.cells) - len(missing)
-
-
-def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
-             study_name: str, progress: bool = True, stop: StopRequest = NEVER,
-             strategy: str = "grid", batching: str = "auto") -> SearchSummary:
-    """Evaluate every cell of ``space`` once (cells already stored are skipped).
-
-    Args:
-        space: The search space.
-        settings: The protocol.
-        storage: Optuna storage.
-        study_name: Study to create or continue.
-        progress: Show a progress bar with the best accuracy so far.
-        stop: Checked between trials; stops the search when requested.
-        strategy: ``grid``, or ``test`` for an experiment's measurement of every cell
-            with the test protocol.
-        batching: See ``driver.drive``.
-
-    Returns:
-        A summary of the run.
-
-    Raises:
-        PairsearchError: If the study exists with another space or protocol, or on bad
-            settings.
-    """
-    return drive(GridStrategy(space, strategy), space, settings, storage, study_name,
-                 progress, stop, batching)
+__all__ = ["TpeStrategy", "make_pruner", "make_sampler", "run_tpe"]
 
 
 def make_pruner(name: str, epochs: int, min_epochs: int = 1, eta: int = 3
@@ -203,8 +106,9 @@ class TpeStrategy(Strategy):
     """
 
     name = "tpe"
+    one_at_a_time = True
 
-    def __init__(self, trials: int, pruner: str = "median", min_epochs: int = 1,
+    def __init__(self, trials: int = 50, pruner: str = "median", min_epochs: int = 1,
                  eta: int = 3, sampler: str = "tpe") -> None:
         if trials < 1:
             raise BadValue("trials", trials, "needs at least 1")
@@ -234,7 +138,7 @@ class TpeStrategy(Strategy):
     def pruner(self, settings: SearchSettings) -> optuna.pruners.BasePruner:
         return make_pruner(self.pruner_name, settings.epochs or 25, self.min_epochs, self.eta)
 
-    def make_runner(self, space: SearchSpace, settings: SearchSettings):
+    def check(self, space: SearchSpace, settings: SearchSettings) -> None:
         if space.budget is not None:
             raise PairsearchError("TPE samples any combination of values; it cannot keep to "
                                   "a parameter [budget] (use grid)")
@@ -246,12 +150,9 @@ class TpeStrategy(Strategy):
             self.warm_cells = [space.cell_at([i] + [0] * (len(space.params) - 1))
                                for i in range(len(space.families))]
         self.cold = list(self.warm_cells)
-        return super().make_runner(space, settings)
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
-        held = len(study.get_trials(deepcopy=False, states=(
-            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL, TrialState.RUNNING)))
-        if held >= self.trials:
+        if finished_count(study, running=True) >= self.trials:
             return wait_for_others(study)
         prune = self.pruner_name != "none"
         if self.cold:
@@ -266,8 +167,7 @@ class TpeStrategy(Strategy):
         return [Proposal(None, prune=prune)]
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
-        done = len(study.get_trials(deepcopy=False, states=(
-            TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)))
+        done = finished_count(study)
         return max(self.trials, done), done
 
 
@@ -286,8 +186,5 @@ def run_tpe(space: SearchSpace, settings: SearchSettings, storage: optuna.storag
         PairsearchError: If the study exists with another space, protocol or sampler, or
             on bad settings (``batching="on"`` among them).
     """
-    if batching == "on":
-        raise BadValue("batching", batching, "tpe proposes one trial at a time, from every "
-                       "result so far: there is no batch to train together (use auto or off)")
     return drive(TpeStrategy(trials, pruner, min_epochs, eta, sampler), space, settings,
                  storage, study_name, progress, stop, batching)
