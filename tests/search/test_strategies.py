@@ -110,6 +110,20 @@ def test_tpe_stores_trials_and_continues_to_n(tiny_space, tiny, storage):
                if t.state == TrialState.COMPLETE)
 
 
+def test_a_resumed_tpe_does_not_replay_its_first_draws(tiny_space, tiny, storage):
+    """Resumed with the same strategy seed, the random start-up draws would be the ones the
+    first run made: cells already stored, reused, so the new trials would learn nothing."""
+    space = tiny_space(model=["mlp", "siamese"], lr=[1e-3, 3e-3, 1e-2, 3e-2],
+                       optimizer=["adam", "sgd"])
+    run_tpe(space, tiny, storage, "t", trials=3, progress=False, pruner="none")
+    first = [t.params for t in optuna.load_study(study_name="t", storage=storage).trials]
+    summary = run_tpe(space, tiny, storage, "t", trials=6, progress=False, pruner="none")
+    assert summary.trials == 6
+    resumed = [t.params for t in optuna.load_study(study_name="t", storage=storage).trials][3:]
+    assert resumed != first  # a replay would propose the same three cells in order
+    assert summary.evaluated > 0  # something new was trained
+
+
 def test_a_cell_queued_or_being_asked_for_is_seen_by_other_workers(storage):
     """A queued trial, or one ``ask`` is still setting up, has no params yet: the grid's
     duplicate rule must know its cell anyway (else two workers both run the cell)."""

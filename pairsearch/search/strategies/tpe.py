@@ -122,6 +122,7 @@ class TpeStrategy(Strategy):
         self.conditional = False
         self.warm_cells: list[dict] = []
         self.cold: list[dict] = []  # warm cells no trial has tried yet
+        self.seed = 0
 
     def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
         meta = super().meta(space, settings)
@@ -143,6 +144,7 @@ class TpeStrategy(Strategy):
             raise PairsearchError("TPE samples any combination of values; it cannot keep to "
                                   "a parameter [budget] (use grid)")
         self.pruner(settings)  # a bad pruner setting is refused before any write
+        self.seed = settings.search_seed
         self.conditional = bool(space.families)
         if self.conditional:
             # One trial per family at its first values before the sampler chooses: with
@@ -150,6 +152,16 @@ class TpeStrategy(Strategy):
             self.warm_cells = [space.cell_at([i] + [0] * (len(space.params) - 1))
                                for i in range(len(space.families))]
         self.cold = list(self.warm_cells)
+
+    def start(self, study: optuna.Study) -> None:
+        stored = len(study.get_trials(deepcopy=False))
+        if stored:
+            # A resumed study seeded as at its start would replay the sampler's first
+            # (random start-up) draws: cells already stored, which the reuse cache answers
+            # and counts as finished trials without anything new being learned. The seed
+            # still follows --strategy-seed and the study's history, so a rerun repeats.
+            study.sampler = make_sampler(self.sampler_name, self.seed + stored,
+                                         self.conditional)
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
         if finished_count(study, running=True) >= self.trials:
