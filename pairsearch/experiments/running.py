@@ -59,7 +59,10 @@ def stage_settings(stage: Stage, options: RunOptions) -> SearchSettings:
         train_pairs=int(stage.get("train_pairs", 1000)),
         test_pairs=int(stage.get("test_pairs", 1000)), kind="test" if test else "cv",
         repeats=int(stage.get("repeats", 1)), draws=int(stage.get("draws", 1)) if test else 1,
-        inputs=str(stage.get("inputs", "standardised")))
+        inputs=str(stage.get("inputs", "standardised")),
+        # Only a table that reports a training accuracy pays for its forward pass.
+        train_accuracy=any(isinstance(figures, dict) and figures.get("metric") == "train_accuracy"
+                           for figures in (stage.get("reported") or {}).values()))
 
 
 def _run_owned(run: Callable[[], SearchSummary], stop: StopRequest,

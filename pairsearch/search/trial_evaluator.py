@@ -214,11 +214,13 @@ class TrialEvaluator:
                 if len(keys) == 1:
                     evaluations = [evaluate(configs[keys[0]], data, self.protocol,
                                             self.settings.seed, self.device, callbacks[0],
-                                            precision=self.precision)]
+                                            precision=self.precision,
+                                            train_accuracy=self.settings.train_accuracy)]
                 else:
                     evaluations = evaluate_many([configs[k] for k in keys], data, self.protocol,
                                                 self.settings.seed, self.device, callbacks,
-                                                precision=self.precision)
+                                                precision=self.precision,
+                                                train_accuracy=self.settings.train_accuracy)
         except (KeyboardInterrupt, PairsearchError):
             raise  # not a result: the driver fails the trials without a fail_reason
         except Exception as error:  # CUDA out of memory and other errors inside a trial

@@ -48,6 +48,10 @@ class SearchSettings:
         repeats: R: CV repeats, or trainings of the test protocol, per draw.
         draws: D: independent draws of the pairs (``data.generate_draws``).
         inputs: ``standardised`` or ``raw`` pixel values (``data.pairs``).
+        train_accuracy: Also score each run on its own training pairs (the trials'
+            ``train_accuracies``): a forward pass over them that searches skip (about a
+            sixth of a 1-epoch trial); experiment stages whose table reports a training
+            accuracy turn it on. Not part of the protocol: it changes no score.
 
     Raises:
         PairsearchError: If a value is out of range (the message names it).
@@ -66,6 +70,7 @@ class SearchSettings:
     repeats: int = 1
     draws: int = 1
     inputs: str = "standardised"
+    train_accuracy: bool = False
 
     @property
     def search_seed(self) -> int:
@@ -92,7 +97,7 @@ class SearchSettings:
         """
         meta = asdict(self)
         for key in ("device", "precision", "strategy_seed", "kind", "repeats", "draws",
-                    "inputs"):
+                    "inputs", "train_accuracy"):
             meta.pop(key)
         if self.kind == "test":
             meta.pop("folds")

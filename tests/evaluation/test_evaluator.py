@@ -76,6 +76,18 @@ def test_each_run_is_also_scored_on_its_own_training_pairs(small_pairs):
     assert max(folded.accuracies) < 0.95  # its validation fold was not fitted
 
 
+def test_the_training_accuracy_pass_can_be_skipped_and_changes_no_score(small_pairs):
+    config = Config.from_settings("siamese_aux", {"epochs": "2", "dropout": "0.3",
+                                                  "batchnorm": "true"})
+    protocol = Protocol("cv", folds=2)
+    scored = evaluate(config, small_pairs, protocol, seed=0)
+    skipped = evaluate(config, small_pairs, protocol, seed=0, train_accuracy=False)
+    assert all(r.train_accuracy is not None for r in scored.runs)
+    assert [r.train_accuracy for r in skipped.runs] == [None, None]
+    assert skipped.accuracies == scored.accuracies
+    assert [r.final_loss for r in skipped.runs] == [r.final_loss for r in scored.runs]
+
+
 def test_deterministic_on_cpu(small_pairs):
     config = Config.from_settings("siamese_aux", {"epochs": "2", "dropout": "0.3"})
     a = evaluate(config, small_pairs, Protocol("cv", folds=2), seed=7).to_dict()

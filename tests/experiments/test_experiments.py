@@ -168,6 +168,9 @@ def test_a_training_accuracy_row_reads_each_runs_score_on_its_training_pairs(tmp
     assert fitted["mean"] == 100.0 and fitted["verdict"] == "within"  # 99.5 ± 2·1
     assert held_out["mean"] < 95 and held_out["metric"] == "accuracy"
     assert fitted["metric"] == "train_accuracy" and fitted["note"].startswith("train accuracy")
+    # Only the stage whose table reports a training accuracy pays for its forward pass.
+    other = optuna.load_study(study_name="fit-a", storage=storage).trials[0]
+    assert other.user_attrs["train_accuracies"] == [None, None]
 
 
 def test_copies_of_each_models_best_cell_and_the_best_copy(tmp_path):
