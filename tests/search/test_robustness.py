@@ -27,14 +27,18 @@ FLAGS = ["--epochs", "2", "--folds", "2", "--train-pairs", "200", "--device", "c
          "--no-progress", "--study", "s"]
 
 
-def start(tmp_path: Path, *extra: str, storage: str | None = None) -> subprocess.Popen:
+def start(tmp_path: Path, *extra: str, storage: str | None = None,
+          debug: bool = False) -> subprocess.Popen:
     space = tmp_path / "space.toml"
     space.write_text(SPACE)
     args = ["grid", "--space", str(space), *FLAGS, *extra]
     if storage:
         args += ["--storage", storage]
+    # debug: a storage error raises with its traceback instead of the one-line message,
+    # so a failure names the operation the storage refused.
+    env = {**os.environ, "PAIRSEARCH_DEBUG": "1"} if debug else None
     return subprocess.Popen([sys.executable, "-m", "pairsearch", *args], cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 def trials(url: str) -> list:
@@ -156,7 +160,7 @@ def test_sigint_stops_between_trials_and_resumes(tmp_path):
 
 
 def _concurrent(tmp_path, url: str, workers: int) -> None:
-    processes = [start(tmp_path, storage=url) for _ in range(workers)]
+    processes = [start(tmp_path, storage=url, debug=True) for _ in range(workers)]
     for process in processes:
         out, err = process.communicate(timeout=600)
         assert process.returncode == 0, err
