@@ -61,7 +61,7 @@ def stage_settings(stage: Stage, options: RunOptions) -> SearchSettings:
         repeats=int(stage.get("repeats", 1)), draws=int(stage.get("draws", 1)) if test else 1,
         inputs=str(stage.get("inputs", "standardised")),
         # Only a table that reports a training accuracy pays for its forward pass.
-        train_accuracy=any(isinstance(figures, dict) and figures.get("metric") == "train_accuracy"
+        train_accuracy=any(figures.get("metric") == "train_accuracy"
                            for figures in (stage.get("reported") or {}).values()))
 
 
