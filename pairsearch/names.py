@@ -75,6 +75,8 @@ class Attr:
     FAIL_REASON = "fail_reason"
     """Why the configuration diverged: a result, not an accident."""
     STOPPED_AT_STEP = "stopped_at_step"
+    RESUMED_FROM = "resumed_from"
+    """The epochs of the checkpoint a trial's trainings continued from (halving)."""
     # How a trial came to be, and what became of it.
     WORKER = "worker"
     CLAIM = "cell"

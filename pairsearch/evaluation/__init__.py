@@ -12,8 +12,9 @@ from pairsearch.evaluation.evaluator import (
 from pairsearch.evaluation.folds import stratified_folds
 from pairsearch.evaluation.losses import LOSSES, LossRecipe
 from pairsearch.evaluation.precision import resolve_precision
+from pairsearch.evaluation.state import RunState, TrainingState
 from pairsearch.names import PRECISIONS
 
 __all__ = ["Config", "Evaluation", "LOSSES", "LossRecipe", "PRECISIONS", "Protocol", "RunScore",
-           "TrainConfig", "evaluate", "evaluate_many", "ignored_train_options", "resolve_device",
+           "RunState", "TrainConfig", "TrainingState", "evaluate", "evaluate_many", "ignored_train_options", "resolve_device",
            "resolve_precision", "stratified_folds", "train_options"]

@@ -28,6 +28,7 @@ from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.config import Config
 from pairsearch.evaluation.folds import stratified_folds
 from pairsearch.evaluation.precision import conv_dtype, resolve_precision
+from pairsearch.evaluation.state import RunState, TrainingState
 from pairsearch.evaluation.training import (
     accuracy_of,
     batch_slices,
@@ -38,7 +39,7 @@ from pairsearch.evaluation.training import (
 )
 from pairsearch.models import count_parameters, create_model
 from pairsearch.models.blocks import convolutions_in
-from pairsearch.models.ensemble import Ensemble
+from pairsearch.models.ensemble import Ensemble, load_weights
 from pairsearch.names import ENGINES
 from pairsearch.seeds import draw_seed, run_seed, split_seed
 
@@ -133,6 +134,9 @@ class Evaluation:
         cpu_threads: On a CPU, torch's thread count and ``OMP_NUM_THREADS``: another
             thread count changes the training's rounding and so its scores, as a new seed
             would (docs/scaling.md); else ``None``.
+        state: Where every run's training stands at its end, to continue it later
+            (``evaluate(..., keep_state=True)``), else ``None``.
+        resumed_from: The epochs of the state the trainings continued from, else ``None``.
     """
 
     config: Config
@@ -146,6 +150,8 @@ class Evaluation:
     precision: str = "fp32"
     stopped_at: Optional[int] = None
     cpu_threads: Optional[str] = None
+    state: Optional[TrainingState] = field(default=None, repr=False, compare=False)
+    resumed_from: Optional[int] = None
 
     @property
     def accuracies(self) -> list[float]:
@@ -190,6 +196,7 @@ class Evaluation:
             "device": self.device,
             "precision": self.precision,
             "cpu_threads": self.cpu_threads,
+            "resumed_from": self.resumed_from,
             "data": self.data,
             "protocol": {"kind": self.protocol.kind, "folds": self.protocol.folds,
                          "repeats": self.protocol.repeats, "draws": self.protocol.draws},
@@ -296,11 +303,13 @@ class _Member:
     run: int
 
 
-def _groups(configs: Sequence[Config], runs: list[_Run], engine: str) -> list[list[_Member]]:
+def _groups(configs: Sequence[Config], runs: list[_Run], engine: str,
+            starts: Sequence[int]) -> list[list[_Member]]:
     """Trainings done together: those of configurations sharing an ensemble key (the
-    network, optimizer, batch size and epochs) whose step counts (loop) or training-set
-    sizes (vmap: members are stacked, so batches must be equal) agree; one per group
-    for the sequential engine. Within a group, members are ordered by learning rate
+    network, optimizer, batch size and epochs) and the epoch they start from (0, or a
+    resumed state's: their optimizer steps must agree) whose step counts (loop) or
+    training-set sizes (vmap: members are stacked, so batches must be equal) agree; one
+    per group for the sequential engine. Within a group, members are ordered by learning rate
     (then configuration and run), so each rate is a contiguous slice for the optimizer."""
     if engine == "sequential":
         return [[_Member(c, r)] for c in range(len(configs)) for r in range(len(runs))]
@@ -309,7 +318,8 @@ def _groups(configs: Sequence[Config], runs: list[_Run], engine: str) -> list[li
         for r, run in enumerate(runs):
             n = len(run.train_index)
             size = n if engine == "vmap" else len(batch_slices(n, config.train.batch_size))
-            groups.setdefault((config.ensemble_key(), size), []).append(_Member(c, r))
+            groups.setdefault((config.ensemble_key(), size, starts[c]), []).append(
+                _Member(c, r))
     return [sorted(group, key=lambda m: (configs[m.config].train.lr, m.config, m.run))
             for group in groups.values()]
 
@@ -319,6 +329,7 @@ class _Progress:
     """What is known about one configuration while its runs train."""
 
     scores: dict[int, RunScore] = field(default_factory=dict)
+    states: dict[int, RunState] = field(default_factory=dict)
     params: int = 0
     failed: Optional[str] = None
     stopped_at: Optional[int] = None
@@ -334,7 +345,8 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
              device: str | torch.device = "cpu",
              epoch_callback: EpochCallback | None = None,
              engine: str = "auto", precision: str = "auto",
-             train_accuracy: bool = True) -> Evaluation:
+             train_accuracy: bool = True, keep_state: bool = False,
+             resume: Optional[TrainingState] = None) -> Evaluation:
     """Train and score ``config`` under ``protocol``.
 
     All the runs of the protocol (D draws × R repeats × K folds, or D × R trainings) are
@@ -363,19 +375,26 @@ def evaluate(config: Config, data: PairData | Sequence[PairData],
             train_accuracy``, else ``None``): one more forward pass over them, about a
             sixth of a 1-epoch evaluation (25 of 147 ms on the quick space, 2 CPU
             cores), which searches skip unless a report's table asks for it.
+        keep_state: Return every run's ``TrainingState`` at the end (``Evaluation.state``)
+            for a later ``resume``.
+        resume: Continue the trainings from this state (of the same configuration,
+            protocol, seed, data and device, at fewer epochs) instead of starting them:
+            ``config.train.epochs - resume.epochs`` more epochs, which give the scores a
+            from-scratch training to ``config.train.epochs`` gives (``evaluation.state``).
 
     Returns:
         Per-run and aggregate scores; a diverging run stops the evaluation and is
         reported in ``failed``. A run's ``train_seconds`` is its share of the time of
-        the ensemble it was trained in.
+        the ensemble it was trained in (since ``resume``'s epochs, when resumed).
 
     Raises:
-        PairsearchError: If the folds cannot be made, on an unknown engine or precision, or
-            if the number of draws given is not ``protocol.draws``.
+        PairsearchError: If the folds cannot be made, on an unknown engine or precision,
+            if the number of draws given is not ``protocol.draws``, or if ``resume`` does
+            not fit (its runs or epochs; the sequential engine cannot keep or resume).
     """
     callbacks = None if epoch_callback is None else [epoch_callback]
     return evaluate_many([config], data, protocol, seed, device, callbacks, engine,
-                         precision, train_accuracy)[0]
+                         precision, train_accuracy, keep_state, [resume])[0]
 
 
 def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData],
@@ -383,7 +402,9 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
                   device: str | torch.device = "cpu",
                   epoch_callbacks: Sequence[EpochCallback | None] | None = None,
                   engine: str = "auto", precision: str = "auto",
-                  train_accuracy: bool = True) -> list[Evaluation]:
+                  train_accuracy: bool = True, keep_state: bool = False,
+                  resume: Sequence[Optional[TrainingState]] | None = None
+                  ) -> list[Evaluation]:
     """``evaluate`` for several configurations, those of one architecture trained together.
 
     Configurations that share a network, an optimizer, a batch size and epochs
@@ -403,6 +424,8 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
         engine: As for ``evaluate``.
         precision: As for ``evaluate``.
         train_accuracy: As for ``evaluate``.
+        keep_state: As for ``evaluate``.
+        resume: One state (or ``None``: from scratch) per configuration, as ``evaluate``'s.
 
     Returns:
         One evaluation per configuration, in order.
@@ -425,9 +448,12 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
         described += f", {len(draws)} draws"
     callbacks = list(epoch_callbacks) if epoch_callbacks is not None else [None] * len(configs)
     train_pairs, runs = _runs(draws, protocol, seed)
+    resume = list(resume) if resume is not None else [None] * len(configs)
+    _check_resume(configs, resume, len(runs), engine, keep_state)
+    starts = [state.epochs if state is not None else 0 for state in resume]
     progress = [_Progress() for _ in configs]
     group_number: dict[int, int] = {c: 0 for c in range(len(configs))}
-    for group in _groups(configs, runs, engine):
+    for group in _groups(configs, runs, engine, starts):
         group = [m for m in group if not progress[m.config].finished]
         if not group:
             continue
@@ -442,21 +468,30 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
             progress[member.config].params = count_parameters(model)
         generators = [torch.Generator(device=device).manual_seed(runs[m.run].seed)
                       for m in group]
+        saved = [resume[m.config].runs[m.run] if resume[m.config] is not None else None
+                 for m in group]
+        for model, generator, state in zip(members, generators, saved):
+            if state is not None:  # where the earlier training left the run
+                load_weights(model, state.weights)
+                generator.set_state(state.generator)
         steps = {c: group_number[c] * configs[c].train.epochs
                  for c in {m.config for m in group}}
         started = time.perf_counter()
         with convolutions_in(conv_dtype(precision)):
-            losses, trained = _train_group(engine, members, group, runs, train_pairs, configs,
-                                           generators, callbacks, steps, progress)
+            losses, trained, states = _train_group(
+                engine, members, group, runs, train_pairs, configs, generators, callbacks,
+                steps, progress, starts[group[0].config], saved, keep_state)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - started) / len(group)
         for c in {m.config for m in group}:
             group_number[c] += 1
-        for member, model, loss in zip(group, trained, losses):
+        for index, (member, model, loss) in enumerate(zip(group, trained, losses)):
             if progress[member.config].finished:
                 continue
             run = runs[member.run]
+            if states is not None:
+                progress[member.config].states[member.run] = states[index]
             fitted = (accuracy_of(model, train_pairs.subset(run.train_index))
                       if train_accuracy else None)
             # Last: scoring in train mode moves BatchNorm's running statistics.
@@ -468,19 +503,51 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
                 loss, seconds, run.draw, fitted)
     return [Evaluation(config, protocol, seed, str(device), described, state.params,
                        tuple(state.scores[r] for r in sorted(state.scores)), state.failed,
-                       precision, state.stopped_at, cpu_threads(device))
-            for config, state in zip(configs, progress)]
+                       precision, state.stopped_at, cpu_threads(device),
+                       _final_state(config, state, len(runs)) if keep_state else None,
+                       start or None)
+            for config, state, start in zip(configs, progress, starts)]
+
+
+def _check_resume(configs: Sequence[Config], resume: Sequence[Optional[TrainingState]],
+                  runs: int, engine: str, keep_state: bool) -> None:
+    """Refuse states that cannot continue these configurations' trainings."""
+    if len(resume) != len(configs):
+        raise BadValue("resume", f"{len(resume)} states", f"one per configuration "
+                       f"({len(configs)}), or None")
+    if engine == "sequential" and (keep_state or any(s is not None for s in resume)):
+        raise BadValue("engine", engine, "cannot keep or resume training states; use loop "
+                       "or vmap")
+    for config, state in zip(configs, resume):
+        if state is None:
+            continue
+        if len(state.runs) != runs:
+            raise BadValue("resume", f"{len(state.runs)} runs", f"the protocol has {runs}")
+        if not 1 <= state.epochs < config.train.epochs:
+            raise BadValue("resume", f"{state.epochs} epochs",
+                           f"must be fewer than the {config.train.epochs} to train")
+
+
+def _final_state(config: Config, progress: _Progress, runs: int) -> Optional[TrainingState]:
+    """Every run's state at the end, if every run finished its epochs."""
+    if progress.finished or len(progress.states) != runs:
+        return None
+    return TrainingState(config.train.epochs,
+                         tuple(progress.states[r] for r in range(runs)))
 
 
 def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Member],
                  runs: list[_Run], train_pairs: PairSet, configs: Sequence[Config],
                  generators: list[torch.Generator],
                  callbacks: Sequence[EpochCallback | None], steps: dict[int, int],
-                 progress: list[_Progress]) -> tuple[list[float], list[torch.nn.Module]]:
+                 progress: list[_Progress], start_epoch: int = 0,
+                 saved: Sequence[Optional[RunState]] = (), keep_state: bool = False
+                 ) -> tuple[list[float], list[torch.nn.Module], Optional[list[RunState]]]:
     """Train one group of runs: together as an ensemble, or one model (``sequential``).
 
     Records in ``progress`` the configurations that diverge or that their callback
-    stops. Returns each member's last-epoch loss and the trained models.
+    stops. Returns each member's last-epoch loss, the trained models and, with
+    ``keep_state``, each member's state at the end (to continue it later).
     """
     held_out = [runs[m.run].held_out for m in group]
     shared = configs[group[0].config].train
@@ -502,7 +569,7 @@ def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Membe
                               config.train, generators[0], after_epoch, config.loss_recipe())
         if outcome.failed:
             progress[member.config].failed = f"run {member.run + 1} diverged: {outcome.failed}"
-        return [outcome.final_loss], [model]
+        return [outcome.final_loss], [model], None
 
     ensemble = Ensemble(members, engine)
     by_config: dict[int, list[int]] = {}
@@ -532,5 +599,11 @@ def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Membe
     outcome = train_ensemble(ensemble, train_pairs, [runs[m.run].train_index for m in group],
                              shared, generators, after_epoch,
                              [configs[m.config].loss_recipe() for m in group],
-                             [configs[m.config].train.lr for m in group])
-    return outcome.final_losses, ensemble.members()
+                             [configs[m.config].train.lr for m in group], start_epoch,
+                             [state.optimizer for state in saved] if start_epoch else None)
+    states = None
+    if keep_state:
+        states = [RunState(ensemble.member_weights(i), outcome.optimizer.member_state(i),
+                           generators[i].get_state(), outcome.final_losses[i])
+                  for i in range(len(group))]
+    return outcome.final_losses, ensemble.members(), states

@@ -99,6 +99,50 @@ class Optimizer:
         return [torch.full_like(p, value, memory_format=torch.preserve_format)
                 for p in self.params]
 
+    def _state_lists(self) -> dict[str, list[torch.Tensor]]:
+        """The per-parameter state tensors, by name (each with the member axis first)."""
+        return {"first": self._first, "second": self._second, "sums": self._sums}
+
+    def _slice_of(self, member: int) -> int:
+        for index, (part, _) in enumerate(self._slices):
+            if part is None or part.start <= member < part.stop:
+                return index
+        raise ValueError(f"member {member} is outside the optimizer's member axis")
+
+    def member_state(self, member: int) -> dict[str, object]:
+        """Member ``member``'s optimizer state (copies): its step count and, per
+        parameter, its slice of each state tensor; what ``load_member_states`` takes to
+        continue its training exactly."""
+        steps = self._steps[self._slice_of(member)]
+        return {"steps": [float(t) for t in steps],
+                **{name: [t[member].clone() for t in state]
+                   for name, state in self._state_lists().items()}}
+
+    def load_member_states(self, states: Sequence[dict[str, object]]) -> None:
+        """Continue from ``member_state`` of each member, in member order.
+
+        Raises:
+            ValueError: If the states do not fit this optimizer, or members sharing a
+                learning rate (one step count) come with different step counts.
+        """
+        own = self._state_lists()
+        for member, state in enumerate(states):
+            for name, tensors in own.items():
+                saved = state.get(name, [])
+                if len(saved) != len(tensors):
+                    raise ValueError(f"optimizer state '{name}' of member {member} holds "
+                                     f"{len(saved)} tensors, not {len(tensors)}")
+                for target, value in zip(tensors, saved):
+                    target[member].copy_(value)
+        for index, (part, _) in enumerate(self._slices):
+            members = range(len(states))[part] if part is not None else range(len(states))
+            counts = {tuple(states[m]["steps"]) for m in members}
+            if len(counts) != 1:
+                raise ValueError("members with one learning rate resume from different "
+                                 "step counts")
+            for target, value in zip(self._steps[index], counts.pop()):
+                target.fill_(value)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         """Forget the gradients (``set_to_none=False`` zeroes them in place instead)."""
         for p in self.params:

@@ -21,7 +21,7 @@ from pairsearch.data import PairSet
 from pairsearch.evaluation.augment import augment_digits
 from pairsearch.evaluation.config import ScoringMode, TrainConfig
 from pairsearch.evaluation.losses import LossRecipe
-from pairsearch.evaluation.optimizers import make_optimizer
+from pairsearch.evaluation.optimizers import Optimizer, make_optimizer
 from pairsearch.models import ModelOutput
 from pairsearch.models.blocks import random_stream
 from pairsearch.models.ensemble import Ensemble
@@ -143,6 +143,7 @@ class EnsembleOutcome:
     final_losses: list[float]
     diverged: dict[int, str] = field(default_factory=dict)
     stopped: frozenset[int] = frozenset()
+    optimizer: Optional[Optimizer] = None
 
 
 def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[torch.Tensor],
@@ -150,7 +151,8 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
                    after_epoch: Callable[[int, dict[int, str]], Iterable[int] | None]
                    | None = None,
                    recipes: Sequence[LossRecipe] | None = None,
-                   lrs: Sequence[float] | None = None) -> EnsembleOutcome:
+                   lrs: Sequence[float] | None = None, start_epoch: int = 0,
+                   optimizer_states: Sequence[dict] | None = None) -> EnsembleOutcome:
     """Train every member of ``ensemble`` at once, each on its own pairs and shuffles.
 
     Member m sees exactly what ``train_model`` would show it with
@@ -178,9 +180,15 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
             the members that diverged in it and why; returns the members to stop.
         recipes: Each member's loss.
         lrs: Each member's learning rate.
+        start_epoch: Continue a training that has run this many epochs: the members'
+            weights and ``generators`` are where it left them, and ``optimizer_states``
+            (``Optimizer.member_state`` of each) restore the optimizer; with the learning
+            rate constant, the result equals training from scratch to ``config.epochs``.
+        optimizer_states: Each member's optimizer state, with ``start_epoch``.
 
     Returns:
-        Each member's last-epoch loss, the members that diverged and those stopped.
+        Each member's last-epoch loss, the members that diverged and those stopped, and
+        the optimizer (whose ``member_state`` a later continuation needs).
 
     Raises:
         ValueError: If the members would take different numbers of steps per epoch
@@ -194,6 +202,8 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
         raise ValueError(f"members take different numbers of steps per epoch ({sizes} pairs)")
     optimizer = make_optimizer(config.optimizer, ensemble.parameters(), config.lr,
                                list(lrs) if lrs is not None else None)
+    if optimizer_states is not None:
+        optimizer.load_member_states(optimizer_states)
     device = pairs.inputs.device
     # Pairs per member and step, made once: a host-to-device copy inside the loop would
     # synchronise with the GPU at every step.
@@ -204,7 +214,7 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
     alive = list(range(members))
     diverged: dict[int, str] = {}
     stopped: set[int] = set()
-    for epoch in range(config.epochs):
+    for epoch in range(start_epoch, config.epochs):
         ensemble.train()
         orders = [index[torch.randperm(len(index), generator=g, device=device)]
                   for index, g in zip(train_index, generators)]
@@ -236,7 +246,7 @@ def train_ensemble(ensemble: Ensemble, pairs: PairSet, train_index: Sequence[tor
             alive = [m for m in alive if m not in stop]
         if not alive:
             break
-    return EnsembleOutcome(last, diverged, frozenset(stopped))
+    return EnsembleOutcome(last, diverged, frozenset(stopped), optimizer)
 
 
 def _loop_step(ensemble: Ensemble, pairs: PairSet, batches: list[torch.Tensor],

@@ -144,6 +144,15 @@ class Ensemble(nn.Module):
             outputs.append(ModelOutput(*fields))
         return outputs
 
+    def member_weights(self, index: int) -> dict[str, torch.Tensor]:
+        """Member ``index``'s parameters and buffers by name (copies): what
+        ``load_weights`` puts back into a fresh model to continue its training."""
+        weights = {name: stacked[index].detach().clone()
+                   for name, stacked in zip(self._param_names, self.weights)}
+        weights.update({name: stacked[index].clone()
+                        for name, stacked in zip(self._buffer_names, self._stacked_buffers())})
+        return weights
+
     def members(self) -> list[nn.Module]:
         """Each member as a plain model with its current weights (copies)."""
         params, buffers = list(self.weights), self._stacked_buffers()
@@ -164,3 +173,21 @@ class Ensemble(nn.Module):
 def _shapes(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:
     tensors = list(model.named_parameters()) + list(model.named_buffers())
     return [(name, tuple(t.shape)) for name, t in tensors]
+
+
+@torch.no_grad()
+def load_weights(model: nn.Module, weights: dict[str, torch.Tensor]) -> None:
+    """Copy ``weights`` (``Ensemble.member_weights``) into ``model``'s parameters and buffers.
+
+    Raises:
+        ValueError: If the names or shapes differ from the model's.
+    """
+    own = dict(model.named_parameters())
+    own.update(dict(model.named_buffers()))
+    if set(own) != set(weights):
+        raise ValueError("the weights name other tensors than the model's")
+    for name, tensor in own.items():
+        if tuple(weights[name].shape) != tuple(tensor.shape):
+            raise ValueError(f"{name}: shape {tuple(weights[name].shape)}, the model's "
+                             f"{tuple(tensor.shape)}")
+        tensor.copy_(weights[name])

@@ -145,6 +145,7 @@ def drive(strategy: "Strategy", space: SearchSpace, settings: SearchSettings,
     best = best_value(study)
     counts = {"evaluated": 0, "reused": 0, "failed": 0}
     strategy.start(study)
+    complete = False
     try:
         while not stop.requested:
             recover_dead_trials(study, storage)
@@ -154,6 +155,7 @@ def drive(strategy: "Strategy", space: SearchSpace, settings: SearchSettings,
                 bar = tqdm(total=total, initial=done, desc=f"{strategy.name} {study_name}",
                            unit="trial", disable=not progress, dynamic_ncols=True)
             if proposals is None:
+                complete = True
                 break
             if isinstance(proposals, Wait):
                 time.sleep(POLL_SECONDS)
@@ -176,6 +178,7 @@ def drive(strategy: "Strategy", space: SearchSpace, settings: SearchSettings,
                     break
     finally:
         strategy.finish(study)
+        evaluator.finish(complete)
         if bar is not None:
             bar.close()
     return SearchSummary(study.study_name, stopped=stop.requested, **counts,

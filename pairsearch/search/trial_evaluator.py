@@ -6,8 +6,11 @@ accuracies, std, F1, digit accuracy, parameter count, training seconds,
 device, data source and protocol. A diverging configuration is a FAIL trial
 with its reason. A configuration already stored in the study (equivalent cells
 included: options a model ignores) is not retrained: its scores are copied and
-the trial is marked ``reused_from``. The evaluator returns a ``Verdict`` per trial;
-the driver (``search.driver``) stores its attributes in one write and tells the study.
+the trial is marked ``reused_from``. A proposal that asks for it keeps its trainings'
+state (``store.checkpoints``) or continues from the one a smaller budget of the same
+configuration kept (successive halving's survivors). The evaluator returns a ``Verdict``
+per trial; the driver (``search.driver``) stores its attributes in one write and tells
+the study.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ from pairsearch.errors import BadValue, PairsearchError
 from pairsearch.evaluation import (
     Config,
     Evaluation,
+    TrainingState,
     evaluate,
     evaluate_many,
     resolve_device,
@@ -34,8 +38,9 @@ from pairsearch.evaluation import (
 )
 from pairsearch.names import Attr
 from pairsearch.search.space import SearchSpace
+from pairsearch.search.store.checkpoints import CheckpointStore, resume_key, study_folder
 from pairsearch.search.store.queries import is_result, result_value
-from pairsearch.search.store.storage import set_trial_user_attrs
+from pairsearch.search.store.storage import set_trial_user_attrs, storage_file
 from pairsearch.search.types import Proposal, SearchSettings, Verdict
 from pairsearch.search.workers import Heartbeat, worker_id
 
@@ -98,6 +103,8 @@ class TrialEvaluator:
         self._cache: dict[str, _Stored] = {}
         self._seen: set[int] = set()
         self._refreshed = float("-inf")
+        self.checkpoints: Optional[CheckpointStore] = None
+        self._curves: dict[int, list[tuple[int, float]]] = {}
 
     def bind(self, study: optuna.Study, storage: optuna.storages.BaseStorage
              ) -> "TrialEvaluator":
@@ -107,6 +114,11 @@ class TrialEvaluator:
         self._cache = {}
         self._seen: set[int] = set()
         self._refresh_cache()
+        path = storage_file(storage)
+        self.checkpoints = None if path is None else CheckpointStore(
+            study_folder(path, study.study_name),
+            {"protocol": self.settings.protocol_meta(), "device": self.device.type,
+             "precision": self.precision, "torch": torch.__version__})
         return self
 
     def _refresh_cache(self, force: bool = True) -> None:
@@ -201,12 +213,30 @@ class TrialEvaluator:
                         verdicts[index] = self._reuse(*asked[index], hit)
         return [v for v in verdicts if v is not None]
 
+    def _resume_state(self, trial: optuna.Trial, proposal: Proposal, config: Config
+                      ) -> Optional[TrainingState]:
+        """The checkpoint ``trial`` continues from (its curve reported again), if any."""
+        if not proposal.resume or self.checkpoints is None:
+            return None
+        found = self.checkpoints.load(resume_key(config), below=config.train.epochs)
+        if found is None:
+            return None
+        state, curve = found
+        for step, value in curve:
+            if step < state.epochs and (proposal.curve or proposal.prune):
+                trial.report(value, step)
+        self._curves[trial.number] = [(s, v) for s, v in curve if s < state.epochs]
+        return state
+
     def _evaluate(self, asked: Sequence[tuple[optuna.Trial, Proposal]],
                   pending: dict[str, list[int]], configs: dict[str, Config]
                   ) -> dict[str, Evaluation]:
         keys = list(pending)
         leaders = [asked[pending[key][0]] for key in keys]
         callbacks = [self._callback(trial, proposal) for trial, proposal in leaders]
+        resume = [self._resume_state(trial, proposal, configs[key])
+                  for (trial, proposal), key in zip(leaders, keys)]
+        keep = self.checkpoints is not None and any(p.keep_state for _, p in leaders)
         data = self.draws if len(self.draws) > 1 else self.data
         numbers = [asked[i][0].number for key in keys for i in pending[key]]
         try:
@@ -215,12 +245,14 @@ class TrialEvaluator:
                     evaluations = [evaluate(configs[keys[0]], data, self.protocol,
                                             self.settings.seed, self.device, callbacks[0],
                                             precision=self.precision,
-                                            train_accuracy=self.settings.train_accuracy)]
+                                            train_accuracy=self.settings.train_accuracy,
+                                            keep_state=keep, resume=resume[0])]
                 else:
                     evaluations = evaluate_many([configs[k] for k in keys], data, self.protocol,
                                                 self.settings.seed, self.device, callbacks,
                                                 precision=self.precision,
-                                                train_accuracy=self.settings.train_accuracy)
+                                                train_accuracy=self.settings.train_accuracy,
+                                                keep_state=keep, resume=resume)
         except (KeyboardInterrupt, PairsearchError):
             raise  # not a result: the driver fails the trials without a fail_reason
         except Exception as error:  # CUDA out of memory and other errors inside a trial
@@ -232,13 +264,15 @@ class TrialEvaluator:
                                       self.precision) for k in keys]
         return dict(zip(keys, evaluations))
 
-    @staticmethod
-    def _callback(trial: optuna.Trial, proposal: Proposal):
+    def _callback(self, trial: optuna.Trial, proposal: Proposal):
+        self._curves[trial.number] = []
         if not (proposal.prune or proposal.curve):
             return None
+        curve = self._curves[trial.number]
 
         def report(step: int, accuracy: float) -> bool:
             trial.report(accuracy, step)  # mean validation accuracy of the folds
+            curve.append((step, accuracy))
             return proposal.prune and trial.should_prune()
 
         return report
@@ -266,6 +300,7 @@ class TrialEvaluator:
                 evaluation: Evaluation) -> Verdict:
         epochs = evaluation.config.train.epochs
         if evaluation.stopped_at is not None:
+            self._curves.pop(trial.number, None)
             attrs = {Attr.STOPPED_AT_STEP: evaluation.stopped_at,
                      # The epochs it trained (steps count on across groups of unequal folds).
                      Attr.BUDGET: evaluation.stopped_at % epochs + 1}
@@ -273,6 +308,9 @@ class TrialEvaluator:
         attrs = {} if Attr.BUDGET in proposal.attrs else {Attr.BUDGET: epochs}
         stored = self._scores(key, evaluation)
         attrs.update(stored)
+        self._checkpoint(trial, proposal, evaluation)
+        if evaluation.resumed_from is not None:
+            attrs[Attr.RESUMED_FROM] = evaluation.resumed_from
         if evaluation.failed:
             self._cache[key] = _Stored(trial.number, None, stored)
             return Verdict(TrialState.FAIL, None, attrs)
@@ -283,6 +321,24 @@ class TrialEvaluator:
             return Verdict(TrialState.PRUNED, value, attrs,
                            report=None if reported else value)
         return Verdict(TrialState.COMPLETE, value, attrs)
+
+    def _checkpoint(self, trial: optuna.Trial, proposal: Proposal,
+                    evaluation: Evaluation) -> None:
+        """Keep the trainings' state where the proposal asks; forget a used one otherwise
+        (the last rung's survivors need theirs no more)."""
+        curve = self._curves.pop(trial.number, [])
+        if self.checkpoints is None:
+            return
+        key = resume_key(evaluation.config)
+        if proposal.keep_state and evaluation.state is not None:
+            self.checkpoints.save(key, evaluation.state, curve)
+        elif evaluation.resumed_from is not None:
+            self.checkpoints.remove(key)
+
+    def finish(self, complete: bool) -> None:
+        """The search loop ended: a complete search's checkpoints are of no more use."""
+        if complete and self.checkpoints is not None:
+            self.checkpoints.clear()
 
     def _last_report(self, trial: optuna.Trial) -> Optional[float]:
         """The last value ``trial`` reported: what Optuna stores as a pruned trial's value."""

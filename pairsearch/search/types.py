@@ -133,6 +133,10 @@ class Proposal:
             the result is a low-budget one: told PRUNED, kept apart from the study's best.
         prune: Report the per-epoch mean validation accuracy to the study's pruner.
         curve: Report the per-epoch values without pruning (a learning curve).
+        keep_state: Save the trainings' state at the end (a checkpoint), for a longer
+            budget of the same configuration to continue from (a halving rung's survivors).
+        resume: Continue from the configuration's checkpoint at a smaller budget, if the
+            study has one, instead of training from epoch 0 (the same scores).
     """
 
     cell: Optional[Cell]
@@ -142,6 +146,8 @@ class Proposal:
     epochs: Optional[int] = None
     prune: bool = False
     curve: bool = False
+    keep_state: bool = False
+    resume: bool = False
 
 
 @dataclass(frozen=True)

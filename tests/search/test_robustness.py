@@ -250,3 +250,37 @@ def test_two_tpe_processes_share_one_study(tmp_path):
     # Both stop at 8; a worker that asked while the other's last trial ran may add one.
     assert 8 <= len(finished) <= 9
     assert not [t for t in trials(url) if t.state == TrialState.RUNNING]
+
+
+@pytest.mark.process
+def test_a_killed_halving_run_resumes_from_its_checkpoints(tmp_path):
+    halving = ["--halving", "--min-epochs", "1", "--eta", "2", "--epochs", "4",
+               "--precision", "fp32"]
+    url = f"sqlite:///{tmp_path / 'studies.db'}"
+    process = start(tmp_path, *halving)
+    deadline = time.time() + 120
+    while time.time() < deadline and process.poll() is None:
+        # Killed while rung 1 trains: rung 0's checkpoints are on disk.
+        if any(t.state == TrialState.RUNNING and t.user_attrs.get("rung") == 1
+               for t in trials(url)):
+            break
+        time.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert list((tmp_path / "studies.db.checkpoints").glob("*/*.pt"))
+    final = start(tmp_path, *halving)
+    _, err = final.communicate(timeout=300)
+    assert final.returncode == 0, err
+    study = trials(url)
+    assert any("resumed_from" in t.user_attrs for t in study)
+    assert not (tmp_path / "studies.db.checkpoints").exists()
+    # The same full-budget results as a run never killed.
+    whole = start(tmp_path, *halving, storage=f"sqlite:///{tmp_path / 'whole.db'}")
+    _, err = whole.communicate(timeout=300)
+    assert whole.returncode == 0, err
+
+    def full(url):
+        return sorted((str(t.params), t.value) for t in trials(url)
+                      if t.state == TrialState.COMPLETE)
+
+    assert full(url) == full(f"sqlite:///{tmp_path / 'whole.db'}")

@@ -38,7 +38,8 @@ except ImportError:  # pragma: no cover - a future Optuna
 
 __all__ = ["DEFAULT_STORAGE", "GRACE_SECONDS", "HEARTBEAT_SECONDS", "JOURNAL_PREFIX",
            "load_existing", "one_write", "open_storage", "open_study",
-           "set_trial_user_attrs", "study_meta", "study_names", "study_storage", "trial_id"]
+           "set_trial_user_attrs", "storage_file", "study_meta", "study_names", "study_storage",
+           "trial_id"]
 
 # The newest Optuna this module was tested with; ``study_storage`` reads a private attribute,
 # so pyproject.toml caps Optuna below the next major version (tests/search/test_storage.py).
@@ -316,6 +317,21 @@ def one_write(storage: optuna.storages.BaseStorage) -> bool:
     backend = _unwrap(storage)
     return (isinstance(backend, optuna.storages.RDBStorage) and _rdb_one_write(backend)) or \
         (isinstance(backend, JournalStorage) and _journal_one_write(backend))
+
+
+def storage_file(storage: optuna.storages.BaseStorage) -> Optional[str]:
+    """The file an SQLite or journal storage lives in; ``None`` for a server or memory."""
+    backend = _unwrap(storage)
+    if isinstance(backend, JournalStorage):
+        path = getattr(getattr(backend, "_backend", None), "_file_path", None)
+        return str(path) if path else None
+    url = getattr(backend, "url", None)
+    if not isinstance(url, str) or not url.startswith("sqlite"):
+        return None
+    database = sqlalchemy.engine.make_url(url).database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return None
+    return database
 
 
 def _unwrap(storage: optuna.storages.BaseStorage) -> optuna.storages.BaseStorage:

@@ -3,9 +3,13 @@
 Rung 0 trains every distinct configuration of the space for ``min_epochs``; each
 next rung keeps the best 1/eta of the last (by mean K-fold accuracy at that budget)
 and trains them for eta times the epochs, until a rung trains at the full budget.
-Every rung trains from scratch with the same seeds, so a configuration's full-budget
-result is exactly the one the exhaustive grid stores for it, and the best cell
-reported is one trained at the full budget.
+A survivor continues from the checkpoint its last rung kept (``store.checkpoints``:
+weights, optimizer and random generator state per run) instead of training from
+epoch 0; the learning rate is constant, so its result at a budget equals a training
+from scratch with the same seeds (and one retrains where its checkpoint is missing or
+damaged). A configuration's full-budget result is therefore exactly the one the
+exhaustive grid stores for it, and the best cell reported is one trained at the full
+budget.
 
 Trials record their ``rung`` and ``budget`` (epochs); those below the full budget are
 told PRUNED with their per-epoch mean validation accuracy as intermediate values,
@@ -137,9 +141,11 @@ class HalvingStrategy(Strategy):
         return None
 
     def _proposal(self, rung: int, cell: dict) -> Proposal:
+        # A rung below the last keeps its trainings' state; the next continues from it.
         budget = self.budgets[rung]
         return Proposal(cell, {Attr.RUNG: rung, Attr.BUDGET: budget}, claim=True,
-                        label=self.label(rung, cell), epochs=budget, curve=True)
+                        label=self.label(rung, cell), epochs=budget, curve=True,
+                        keep_state=rung + 1 < len(self.budgets), resume=rung > 0)
 
     def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
         return self._proposal(trial.user_attrs[Attr.RUNG], dict(trial.params))
