@@ -38,7 +38,7 @@ BATCHING: tuple[str, ...] = ("auto", "off", "on")
 """Whether a search trains configurations of one architecture together (``search.driver``)."""
 
 STRATEGY_OPTIONS: dict[str, tuple[str, ...]] = {
-    "grid": (),
+    "grid": ("curves",),
     "test": (),
     "halving": ("min_epochs", "eta"),
     "tpe": ("trials", "pruner", "min_epochs", "eta", "sampler"),

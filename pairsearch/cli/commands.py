@@ -166,7 +166,7 @@ def _search_settings(args: argparse.Namespace):
                           device=args.device, precision=args.precision,
                           train_pairs=args.train_pairs, test_pairs=args.test_pairs,
                           strategy_seed=getattr(args, "strategy_seed", None),
-                          inputs=args.inputs)
+                          inputs=args.inputs, table=getattr(args, "table", None))
 
 
 def _print_summary(summary, storage_url: str) -> None:
@@ -230,8 +230,11 @@ def _workers_failed(codes: Sequence[int]) -> int:
 
 def cmd_grid(args: argparse.Namespace) -> int:
     if args.halving:
+        if args.curves:
+            raise PairsearchError("--curves is for the exhaustive grid (halving records "
+                                  "every rung's curve already)")
         return _run_search(args, "halving", {"min_epochs": args.min_epochs, "eta": args.eta})
-    return _run_search(args, "grid", {})
+    return _run_search(args, "grid", {"curves": args.curves or None})
 
 
 def cmd_tpe(args: argparse.Namespace) -> int:
@@ -284,6 +287,24 @@ def cmd_studies(args: argparse.Namespace) -> int:
 
     table = studies_table(open_storage(args.storage, create=False))
     print(_table_text(table) if not table.empty else f"no studies in {args.storage}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from pairsearch.search.store.storage import load_existing, open_storage
+    from pairsearch.search.table import Table, export_table
+
+    study = load_existing(open_storage(args.storage, create=False), args.study)
+    data = export_table(study)
+    try:
+        Table.save(data, args.out)
+    except OSError as error:
+        raise PairsearchError(f"cannot write {args.out}: {error.strerror}") from None
+    table = Table(data, args.out)
+    best, cells = table.best()
+    print(f"{args.out}: {len(table.entries)} configurations of study {args.study} at "
+          f"{table.epochs} epochs, learning curves {'yes' if table.curves else 'no'}; best "
+          f"{best:.4f} ({len(cells)} configuration(s))")
     return 0
 
 
@@ -440,6 +461,6 @@ def cmd_dashboard(args: argparse.Namespace) -> int:
 
 
 COMMANDS = {"models": cmd_models, "evaluate": cmd_evaluate, "grid": cmd_grid, "tpe": cmd_tpe,
-            "genetic": cmd_genetic, "show": cmd_show, "studies": cmd_studies,
+            "genetic": cmd_genetic, "show": cmd_show, "studies": cmd_studies, "export": cmd_export,
             "retest": cmd_retest, "report": cmd_report, "run": cmd_run,
             "dashboard": cmd_dashboard}

@@ -140,6 +140,10 @@ def _search() -> Parser:
     parent.add_argument("--batching", default="auto", choices=BATCHING,
                         help="train a batch of configurations of one architecture together: "
                              "auto (on a GPU only), off, on")
+    parent.add_argument("--table", default=None, metavar="FILE",
+                        help="answer the trials from a tabular benchmark (pairsearch export) "
+                             "instead of training: a search replayed in seconds; its protocol "
+                             "flags must be the table's")
     parent.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parent
 
@@ -210,6 +214,9 @@ def build_parser() -> Parser:
     grid.add_argument("--halving", action="store_true",
                       help="successive halving: every cell at --min-epochs, the best 1/eta at "
                            "eta times the epochs, ... up to --epochs")
+    grid.add_argument("--curves", action="store_true",
+                      help="record each cell's learning curve (validation accuracy after every "
+                           "epoch): the dashboard plots it, pairsearch export needs it")
     tpe = command("tpe", "Optuna TPE with a pruner on the per-epoch validation accuracy",
                   (_search(), _workers(), _strategy_seed(), _budget()))
     tpe.add_argument("--trials", type=positive_int("--trials"), required=True, metavar="N",
@@ -245,6 +252,12 @@ def build_parser() -> Parser:
     show.add_argument("--csv", default=None, metavar="FILE", help="also write the table as CSV")
 
     command("studies", "list the studies in a storage", (_storage(),))
+
+    export = command("export", "write a complete grid study as a tabular benchmark that "
+                               "--table replays", (_storage(),))
+    export.add_argument("--study", required=True, metavar="NAME")
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="the table file (gzipped JSON when it ends in .gz)")
 
     retest = command("retest", "re-run a study's best configurations with K=10; test the one "
                                "K-fold CV chooses (report 002's second stage)", (_storage(),))

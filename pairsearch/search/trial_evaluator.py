@@ -41,6 +41,7 @@ from pairsearch.search.space import SearchSpace
 from pairsearch.search.store.checkpoints import CheckpointStore, resume_key, study_folder
 from pairsearch.search.store.queries import is_result, result_value
 from pairsearch.search.store.storage import set_trial_user_attrs, storage_file
+from pairsearch.search.table import Table
 from pairsearch.search.types import Proposal, SearchSettings, Verdict
 from pairsearch.search.workers import Heartbeat, worker_id
 
@@ -89,14 +90,24 @@ class TrialEvaluator:
         self.settings = settings
         self.device = resolve_device(settings.device)
         self.precision = resolve_precision(settings.precision, self.device)
+        self.protocol = settings.protocol
+        self.table: Optional[Table] = None
+        if settings.table is not None:  # answered from a tabular benchmark: no data
+            self.table = Table.load(settings.table)
+            self.table.check(settings.protocol_meta())
+            self.draws, self.data = [], None
+            self._init_study()
+            return
         pools = load_pools(settings.data)
         self.draws = generate_draws(pools, settings.train_pairs, settings.test_pairs,
                                     settings.seed, settings.draws, settings.inputs)
         self.data = self.draws[0]
-        self.protocol = settings.protocol
         if self.protocol.kind == "cv":
             for draw in self.draws:  # K-fold needs K pairs of the rarer target class
                 stratified_folds(draw.train.targets, self.protocol.folds, 0)
+        self._init_study()
+
+    def _init_study(self) -> None:
         self.study: Optional[optuna.Study] = None
         self.storage: Optional[optuna.storages.BaseStorage] = None
         self._study_id: Optional[int] = None
@@ -115,7 +126,7 @@ class TrialEvaluator:
         self._seen: set[int] = set()
         self._refresh_cache()
         path = storage_file(storage)
-        self.checkpoints = None if path is None else CheckpointStore(
+        self.checkpoints = None if path is None or self.table else CheckpointStore(
             study_folder(path, study.study_name),
             {"protocol": self.settings.protocol_meta(), "device": self.device.type,
              "precision": self.precision, "torch": torch.__version__})
@@ -239,6 +250,10 @@ class TrialEvaluator:
         keep = self.checkpoints is not None and any(p.keep_state for _, p in leaders)
         data = self.draws if len(self.draws) > 1 else self.data
         numbers = [asked[i][0].number for key in keys for i in pending[key]]
+        if self.table is not None:
+            evaluations = self.table.evaluate_many([configs[k] for k in keys], self.protocol,
+                                                   self.settings.seed, callbacks)
+            return dict(zip(keys, evaluations))
         try:
             with Heartbeat(self.study, numbers, self.storage):
                 if len(keys) == 1:

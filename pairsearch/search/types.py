@@ -52,6 +52,9 @@ class SearchSettings:
             ``train_accuracies``): a forward pass over them that searches skip (about a
             sixth of a 1-epoch trial); experiment stages whose table reports a training
             accuracy turn it on. Not part of the protocol: it changes no score.
+        table: A tabular benchmark file (``search.table``): trials are answered from it
+            instead of trained. Part of the protocol: a replayed study never mixes with
+            a trained one.
 
     Raises:
         PairsearchError: If a value is out of range (the message names it).
@@ -71,6 +74,7 @@ class SearchSettings:
     draws: int = 1
     inputs: str = "standardised"
     train_accuracy: bool = False
+    table: Optional[str] = None
 
     @property
     def search_seed(self) -> int:
@@ -97,7 +101,7 @@ class SearchSettings:
         """
         meta = asdict(self)
         for key in ("device", "precision", "strategy_seed", "kind", "repeats", "draws",
-                    "inputs", "train_accuracy"):
+                    "inputs", "train_accuracy", "table"):
             meta.pop(key)
         if self.kind == "test":
             meta.pop("folds")
@@ -105,6 +109,8 @@ class SearchSettings:
             meta["draws"] = self.draws
         if self.inputs != "standardised":
             meta["inputs"] = self.inputs
+        if self.table is not None:
+            meta["table"] = self.table
         return {"kind": self.kind, "repeats": self.repeats, **meta}
 
 

@@ -39,7 +39,7 @@ __all__ = ["STRATEGY_OPTIONS", "GridStrategy", "HalvingStrategy", "GeneticStrate
            "run_tpe"]
 
 _FACTORIES: dict[str, Callable[[SearchSpace, dict[str, Any]], Strategy]] = {
-    "grid": lambda space, options: GridStrategy(space, "grid"),
+    "grid": lambda space, options: GridStrategy(space, "grid", **options),
     "test": lambda space, options: GridStrategy(space, "test"),
     "halving": lambda space, options: HalvingStrategy(space, **options),
     "tpe": lambda space, options: TpeStrategy(**options),

@@ -38,10 +38,16 @@ class GridStrategy(Strategy):
         name: ``grid``, or ``test`` for an experiment's measurement of every cell with
             the test protocol.
         batch: Cells proposed at a time (trained together where the driver batches).
+        curves: Record each cell's learning curve (its mean validation accuracy after
+            every epoch, as the trial's intermediate values): the dashboard plots them
+            and ``search.table`` replays low budgets from them. Costs a scoring pass over
+            the held-out folds per epoch; changes no score.
     """
 
-    def __init__(self, space: SearchSpace, name: str = "grid", batch: int = 8) -> None:
+    def __init__(self, space: SearchSpace, name: str = "grid", batch: int = 8,
+                 curves: bool = False) -> None:
         self.name = name
+        self.curves = curves
         self.cells = list(space.cells())
         self.keys = [cell_key(c) for c in self.cells]
         self.batch = batch
@@ -67,15 +73,15 @@ class GridStrategy(Strategy):
         if not missing and not queued:
             return wait_for_others(study)
         if not missing:  # only cells others queued: ask for one of them
-            return [Proposal(None, claim=True)]
+            return [Proposal(None, claim=True, curve=self.curves)]
         if collided:
             cells = self._chooser.sample(missing, min(self.batch, len(missing)))
         else:
             cells = missing[:self.batch]
-        return [Proposal(cell, claim=True) for cell in cells]
+        return [Proposal(cell, claim=True, curve=self.curves) for cell in cells]
 
     def adopt(self, trial: optuna.Trial, proposal: Proposal) -> Proposal:
-        return Proposal(dict(trial.params), claim=True)
+        return Proposal(dict(trial.params), claim=True, curve=self.curves)
 
     def progress(self, study: optuna.Study) -> tuple[int, int]:
         missing, _, _ = self._missing(study)
@@ -84,7 +90,8 @@ class GridStrategy(Strategy):
 
 def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.storages.BaseStorage,
              study_name: str, progress: bool = True, stop: StopRequest = NEVER,
-             strategy: str = "grid", batching: str = "auto") -> SearchSummary:
+             strategy: str = "grid", batching: str = "auto",
+             curves: bool = False) -> SearchSummary:
     """Evaluate every cell of ``space`` once (cells already stored are skipped).
 
     Args:
@@ -97,6 +104,7 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         strategy: ``grid``, or ``test`` for an experiment's measurement of every cell
             with the test protocol.
         batching: See ``driver.drive``.
+        curves: Record each cell's learning curve (``GridStrategy``).
 
     Returns:
         A summary of the run.
@@ -105,5 +113,5 @@ def run_grid(space: SearchSpace, settings: SearchSettings, storage: optuna.stora
         PairsearchError: If the study exists with another space or protocol, or on bad
             settings.
     """
-    return drive(GridStrategy(space, strategy), space, settings, storage, study_name,
-                 progress, stop, batching)
+    return drive(GridStrategy(space, strategy, curves=curves), space, settings, storage,
+                 study_name, progress, stop, batching)
