@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
-# GPU readiness, in one run on a CUDA machine (about 8 minutes on one H200):
+# GPU readiness, in one run on a CUDA machine (about 9 minutes on one H200):
 #   1. the unit tests, with the CUDA tests (tests/evaluation/test_cuda.py) that CPUs skip;
 #   2. the evaluator against the report-style loop on the GPU (benchmarks/evaluator_speed.py);
 #   3. configurations per second with and without batched cells (benchmarks/batching.py);
-#   4. the 6,400-cell report 002 grid's estimated time (benchmarks/grid_scale.py).
+#   4. the 6,400-cell report 002 grid's estimated time (benchmarks/grid_scale.py);
+#   5. halving with survivors continuing from checkpoints against the grid
+#      (benchmarks/halving_cost.py), and a TPE search replayed from a table made there.
 # Usage: bash benchmarks/device_check.sh [OUT_DIR]
 # On the device tool's machine, carry the wheels pip there lacks (optuna, deap, mlxtend, ...)
 # in .whl/ (see the device README); they are installed first when present.
@@ -30,4 +32,14 @@ step tests 200 python3 -m pytest -q -x -m "not process and not slow" -p no:cache
 step evaluator 120 python3 benchmarks/evaluator_speed.py --device cuda --rounds 2 --json
 step batching 90 python3 benchmarks/batching.py --device cuda --configs 12 --epochs 1,6 --rounds 2
 step grid-scale 90 python3 benchmarks/grid_scale.py --device cuda --per-model 3 --json
+step halving 90 python3 benchmarks/halving_cost.py --device cuda --rounds 1 --epochs 6
+table() {  # a 12-cell grid with curves on the GPU, exported, then TPE replayed from it
+    local db="sqlite:///$out/table.db" flags=(--space quick --epochs 4 --device cuda --no-progress)
+    python3 -m pairsearch grid "${flags[@]}" --curves --storage "$db" --study g &&
+    python3 -m pairsearch export --storage "$db" --study g --out "$out/table.json.gz" &&
+    python3 -m pairsearch tpe "${flags[@]}" --trials 20 --table "$out/table.json.gz" \
+        --storage "$db" --study replay
+}
+export out; export -f table  # timeout runs programs, not shell functions
+step table 90 bash -c table
 exit $status

@@ -57,3 +57,21 @@ def test_a_search_on_the_gpu(tmp_path):
     study = optuna.load_study(study_name="g", storage=storage)
     assert len(study.trials) == 4
     assert {t.user_attrs["device"] for t in study.trials} == {"cuda:0"}
+
+
+def test_a_continued_training_on_the_gpu(small_pairs):
+    # Halving's survivors continue from checkpoints on a GPU too; cuDNN's kernels need not
+    # be deterministic, so the continuation matches the from-scratch training within a few
+    # pairs rather than bit for bit (on a CPU it is exact: test_resume.py).
+    from dataclasses import replace
+
+    config = Config.from_settings("siamese_aux", {"epochs": "4"})
+    protocol = Protocol("cv", folds=2)
+    part = evaluate(replace(config, train=replace(config.train, epochs=2)), small_pairs,
+                    protocol, device="cuda", precision="fp32", keep_state=True)
+    assert part.state is not None and part.state.epochs == 2
+    continued = evaluate(config, small_pairs, protocol, device="cuda", precision="fp32",
+                         resume=part.state)
+    scratch = evaluate(config, small_pairs, protocol, device="cuda", precision="fp32")
+    assert continued.resumed_from == 2
+    assert continued.accuracies == pytest.approx(scratch.accuracies, abs=0.03)
