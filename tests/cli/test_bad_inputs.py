@@ -73,6 +73,9 @@ def folder(tmp_path_factory) -> Path:
                            "--no-progress"], cwd=here, capture_output=True, text=True)
     assert made.returncode == 0, made.stderr
     shutil.copy(here / "studies.db", here / "ro.db")
+    # A table of that grid (without learning curves), for the --table rows.
+    assert main(["export", "--storage", f"sqlite:///{here / 'studies.db'}", "--study",
+                 "tiny-grid", "--out", str(here / "tiny.json")]) == 0
     return here
 
 
