@@ -49,6 +49,21 @@ SECTIONS = REPORTS + ["best"]
 BEST_TITLE = "## Beyond the reports: the best configuration found"
 
 
+def markdown_rows(table, floatfmt: Optional[str] = None) -> list[str]:
+    """``table`` as compact Markdown rows (``| a | b |``, ``|---|``): the page's one style,
+    whatever padding the installed tabulate gives ``DataFrame.to_markdown``."""
+    def cell(value: Any) -> str:
+        if floatfmt and isinstance(value, float):
+            return format(value, floatfmt)
+        return str(value)
+
+    header = [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |"
+              for row in table.itertuples(index=False)]
+    return lines
+
+
 def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> list[str]:
     experiment = load_experiment(name, prefix=prefixes.get(name))
     companions = [c for c in list_experiments()
@@ -67,7 +82,7 @@ def _section(name: str, storage, prefixes: dict[str, str], provenance: str) -> l
     # The one rendering of the table (the CLI's --table prints the same frame as text).
     table = reproduction_table(rows, improved)
     digits = "digit accuracy (ours / report)" in table.columns
-    lines += table.to_markdown(index=False).splitlines()
+    lines += markdown_rows(table)
     for stage in experiment.stages:
         if not stage.get("reported") and stage.get("description"):
             lines.append(f"| {stage.name} | – | – | (see its study "
@@ -250,7 +265,7 @@ def _selection(experiment, storage, names: set[str]) -> list[str]:
                       ""]
             shown = table.drop(columns=["chosen", "test_acc", "test_std"])
             shown["diff"] = 100 * shown["diff"]
-            lines += [shown.to_markdown(index=False, floatfmt=".4f"), ""]
+            lines += [*markdown_rows(shown, ".4f"), ""]
             continue
         finished = study.get_trials(deepcopy=False, states=(
             optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED))
