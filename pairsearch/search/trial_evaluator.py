@@ -225,28 +225,31 @@ class TrialEvaluator:
         return [v for v in verdicts if v is not None]
 
     def _resume_state(self, trial: optuna.Trial, proposal: Proposal, config: Config
-                      ) -> Optional[TrainingState]:
-        """The checkpoint ``trial`` continues from (its curve reported again), if any."""
+                      ) -> tuple[Optional[TrainingState], list[tuple[int, float]]]:
+        """The checkpoint ``trial`` continues from, if any, and the curve that led to it
+        (reported to the trial again, so its learning curve starts at epoch 0)."""
         if not proposal.resume or self.checkpoints is None:
-            return None
+            return None, []
         found = self.checkpoints.load(resume_key(config), below=config.train.epochs)
         if found is None:
-            return None
+            return None, []
         state, curve = found
-        for step, value in curve:
-            if step < state.epochs and (proposal.curve or proposal.prune):
+        earlier = [(step, value) for step, value in curve if step < state.epochs]
+        if proposal.curve or proposal.prune:
+            for step, value in earlier:
                 trial.report(value, step)
-        self._curves[trial.number] = [(s, v) for s, v in curve if s < state.epochs]
-        return state
+        return state, earlier
 
     def _evaluate(self, asked: Sequence[tuple[optuna.Trial, Proposal]],
                   pending: dict[str, list[int]], configs: dict[str, Config]
                   ) -> dict[str, Evaluation]:
         keys = list(pending)
         leaders = [asked[pending[key][0]] for key in keys]
-        callbacks = [self._callback(trial, proposal) for trial, proposal in leaders]
-        resume = [self._resume_state(trial, proposal, configs[key])
-                  for (trial, proposal), key in zip(leaders, keys)]
+        resumed = [self._resume_state(trial, proposal, configs[key])
+                   for (trial, proposal), key in zip(leaders, keys)]
+        resume = [state for state, _ in resumed]
+        callbacks = [self._callback(trial, proposal, earlier)
+                     for (trial, proposal), (_, earlier) in zip(leaders, resumed)]
         keep = self.checkpoints is not None and any(p.keep_state for _, p in leaders)
         data = self.draws if len(self.draws) > 1 else self.data
         numbers = [asked[i][0].number for key in keys for i in pending[key]]
@@ -279,11 +282,13 @@ class TrialEvaluator:
                                       self.precision) for k in keys]
         return dict(zip(keys, evaluations))
 
-    def _callback(self, trial: optuna.Trial, proposal: Proposal):
-        self._curves[trial.number] = []
+    def _callback(self, trial: optuna.Trial, proposal: Proposal,
+                  earlier: Sequence[tuple[int, float]] = ()):
+        """The epoch callback reporting to ``trial`` (and recording the curve a checkpoint
+        keeps, after the ``earlier`` epochs of the one it continues), or ``None``."""
+        curve = self._curves[trial.number] = list(earlier)
         if not (proposal.prune or proposal.curve):
             return None
-        curve = self._curves[trial.number]
 
         def report(step: int, accuracy: float) -> bool:
             trial.report(accuracy, step)  # mean validation accuracy of the folds

@@ -85,16 +85,25 @@ def test_survivors_continue_and_equal_the_exhaustive_grid(tmp_path, tiny_space, 
     later = [t for t in study.trials if t.user_attrs.get("rung", 0) > 0]
     assert later and all(t.user_attrs.get("resumed_from") == t.user_attrs["budget"] // 2
                          for t in later)
-    # A continued curve holds every epoch, the earlier rung's reported again.
+    # A continued curve holds every epoch, the earlier rungs' reported again (through two
+    # continuations: 1 -> 2 -> 4 epochs), and equals the exhaustive grid's curve.
+    assert any(t.user_attrs["budget"] == 4 for t in later)
     assert all(sorted(t.intermediate_values) == list(range(t.user_attrs["budget"]))
-               for t in later if t.state == TrialState.PRUNED)
+               for t in later)
     assert not (tmp_path / "s.db.checkpoints").exists()  # a complete search keeps none
     run_grid(_space(tiny_space), settings, storage, "g", progress=False)
+    run_grid(_space(tiny_space), settings, storage, "g2", progress=False, curves=True)
     grid = {t.user_attrs["config_key"]: tuple(t.user_attrs["accuracies"])
             for t in optuna.load_study(study_name="g", storage=storage).trials
             if t.state == TrialState.COMPLETE}
     for key, accuracies in _halving_results(storage):
         assert accuracies == grid[key]
+    curves = {t.user_attrs["config_key"]: t.intermediate_values
+              for t in optuna.load_study(study_name="g2", storage=storage).trials
+              if "reused_from" not in t.user_attrs}
+    for trial in later:
+        if trial.user_attrs["budget"] == 4:
+            assert trial.intermediate_values == curves[trial.user_attrs["config_key"]]
 
 
 def test_a_corrupt_checkpoint_is_retrained_to_the_same_result(tmp_path, tiny_space, tiny,
