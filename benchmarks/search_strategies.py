@@ -50,6 +50,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from dataclasses import replace
 import platform
 import sys
 import time
@@ -111,6 +112,7 @@ class Replay:
         if json.loads(self.space.to_json()) != self.table.space:
             raise SystemExit(f"space {space} is not the table's (study {self.table.study})")
         self.epochs = self.table.epochs
+        self._per_epoch: dict[str, float] = {}
 
     def settings(self, device: str) -> dict:
         fields = set(SearchSettings.__dataclass_fields__)
@@ -119,11 +121,12 @@ class Replay:
 
     def seconds(self, trial: optuna.trial.FrozenTrial, epochs: int) -> float:
         """Seconds the grid's training of this trial's configuration took for ``epochs``."""
-        config = self.space.config(trial.params)
-        from dataclasses import replace
-        config = replace(config, train=replace(config.train, epochs=self.epochs))
-        entry = self.table.entries[config.key()]
-        return entry.seconds * epochs / self.epochs
+        cell = json.dumps(trial.params, sort_keys=True)
+        if cell not in self._per_epoch:
+            config = self.space.config(trial.params)
+            config = replace(config, train=replace(config.train, epochs=self.epochs))
+            self._per_epoch[cell] = self.table.entries[config.key()].seconds / self.epochs
+        return self._per_epoch[cell] * epochs
 
 
 def curve(study: optuna.Study, replay: Optional[Replay] = None, epochs: Optional[int] = None

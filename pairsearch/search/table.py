@@ -16,7 +16,10 @@ What a lookup returns, for a configuration at a budget of b epochs out of the gr
   learning curve) for every fold, and b/E of its training seconds. A halving rung and a
   pruned trial see exactly these numbers in a real run: a training at b epochs with the
   same seeds equals the first b epochs of the grid's (checkpoints, ``evaluation.state``);
-- per-epoch reports: the curve, to the pruner, until it stops the trial.
+- per-epoch reports: the curve, to the pruner, until it stops the trial;
+- a configuration that diverged in the grid: its curve up to the epoch it diverged in
+  (the epochs before it are results like any other: a pruner may stop it there, a halving
+  rung below that epoch scores it), a failure from that epoch on.
 
 Every figure in the file comes from one real training, so a replayed search costs what the
 real one would in epochs and seconds of training (each trial's ``train_seconds``), not in
@@ -52,7 +55,8 @@ class Entry:
     Attributes:
         params: The first cell of the grid that trained it.
         accuracies: Per-fold accuracy at the full budget (empty when it failed).
-        curve: Mean validation accuracy after each epoch (``None``: not recorded).
+        curve: Mean validation accuracy after each epoch (``None``: not recorded); for a
+            diverged configuration, after each epoch before the one it diverged in.
         digit_accuracy: Digit accuracy at the full budget, if it has digit heads.
         seconds: Training seconds of the whole K-fold evaluation.
         parameters: Trainable parameters.
@@ -99,6 +103,8 @@ def export_table(study: optuna.Study) -> dict[str, Any]:
         steps = trial.intermediate_values
         curve = [steps[e] for e in range(budget)] if all(e in steps for e in range(budget)) \
             else None
+        if trial.state == TrialState.FAIL and steps:  # the epochs before it diverged
+            curve = [steps[e] for e in range(len(steps)) if e in steps]
         entries[key] = {"params": dict(trial.params),
                         "accuracies": list(attrs.get(Attr.ACCURACIES) or []),
                         "curve": curve, "digit_accuracy": attrs.get("digit_accuracy_mean"),
@@ -208,20 +214,22 @@ class Table:
             raise PairsearchError(f"configuration {full.flat()} is not in the table "
                                   f"{self.source} (its space: study {self.study!r})")
         needs_curve = budget < self.epochs or callback is not None
-        if needs_curve and entry.failed is None and entry.curve is None:
+        if needs_curve and entry.curve is None and entry.failed is None:
             raise PairsearchError(f"the table {self.source} has no learning curves (export "
                                   "a grid run with --curves): low budgets and pruners need them")
         data = f"table {self.source}"
-        if entry.failed is not None:
-            return Evaluation(config, protocol, seed, "table", data, entry.parameters or 0,
-                              (), entry.failed)
+        # A diverged configuration trains normally for the epochs before the failure.
+        sound = len(entry.curve or ()) if entry.failed is not None else budget
         stopped_at, trained = None, budget
         if callback is not None:
-            for epoch in range(budget):
+            for epoch in range(min(budget, sound)):
                 if callback(epoch, entry.curve[epoch]):
                     stopped_at, trained = epoch, epoch + 1
                     break
-        folds = len(entry.accuracies)
+        if entry.failed is not None and stopped_at is None and budget > sound:
+            return Evaluation(config, protocol, seed, "table", data, entry.parameters or 0,
+                              (), entry.failed)
+        folds = len(entry.accuracies) or self.protocol.get("folds", 1)
         at_full = budget == self.epochs
         accuracies = entry.accuracies if at_full else (entry.curve[budget - 1],) * folds
         seconds = entry.seconds * trained / self.epochs / folds

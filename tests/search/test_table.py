@@ -105,3 +105,42 @@ def test_only_a_complete_grid_exports(storage, tiny_space, tiny, interrupt_evalu
         run_grid(_space(tiny_space), tiny, storage, "part", progress=False)
     with pytest.raises(PairsearchError, match="finish the grid first"):
         export_table(optuna.load_study(study_name="part", storage=storage))
+
+
+def test_a_diverged_configuration_trains_until_the_epoch_it_diverged_in():
+    from pairsearch.evaluation import Config, Protocol
+    from pairsearch.search.table import FORMAT
+
+    config = Config.from_settings("mlp", {"epochs": "4"})
+    table = Table({"format": FORMAT, "study": "g", "space": {"params": {}}, "epochs": 4,
+                   "protocol": {"folds": 2},
+                   "configurations": {config.key(): {
+                       "params": {"model": "mlp"}, "accuracies": [], "curve": [0.5, 0.6],
+                       "seconds": 0.0, "failed": "run 1 diverged: loss became nan at epoch 3"}}})
+    protocol = Protocol("cv", folds=2)
+
+    def at(epochs):
+        return replace(config, train=replace(config.train, epochs=epochs))
+
+    assert table.evaluate(at(2), protocol, 0).accuracies == [0.6, 0.6]  # before it diverged
+    assert "diverged" in table.evaluate(at(4), protocol, 0).failed
+    seen = []
+    stopped = table.evaluate(at(4), protocol, 0, lambda e, v: seen.append(v) or e == 0)
+    assert stopped.stopped_at == 0 and stopped.failed is None and seen == [0.5]
+    reported = []
+    assert table.evaluate(at(4), protocol, 0, lambda e, v: reported.append(v)).failed
+    assert reported == [0.5, 0.6]  # a pruner saw the epochs before the failure
+
+
+def test_the_shipped_table_is_report_002s_space_at_the_cheap_protocol():
+    from pathlib import Path
+
+    from pairsearch.search.space import load_space
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "tables" / \
+        "report002-400pairs-6epochs.json.gz"
+    table = Table.load(path)
+    assert table.curves and table.epochs == 6 and len(table.entries) == 2800
+    assert table.protocol["train_pairs"] == 400 and table.protocol["folds"] == 3
+    import json
+    assert json.loads(load_space("report002").to_json()) == table.space
