@@ -160,9 +160,12 @@ def drive(strategy: "Strategy", space: SearchSpace, settings: SearchSettings,
             if isinstance(proposals, Wait):
                 time.sleep(POLL_SECONDS)
                 continue
-            # One at a time, the strategy proposes afresh after every trial: it then sees
-            # what other workers did meanwhile, as the loops before this driver did.
-            chunks = [list(proposals)] if together else [list(proposals)[:1]]
+            # Without batching, a batch's proposals run one at a time and the strategy
+            # proposes again after the batch, not after every trial: reading a large study
+            # per trial made a 6,400-cell grid quadratic. What other workers did meanwhile
+            # is seen at the next batch; a cell two workers both claimed in the meantime
+            # is run once (``duplicate_of``).
+            chunks = [list(proposals)] if together else [[p] for p in proposals]
             for chunk in chunks:
                 for proposal, outcome in _run_trials(study, space, chunk, strategy, evaluator):
                     if outcome.trained:

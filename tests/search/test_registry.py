@@ -24,7 +24,7 @@ def test_every_strategy_is_made_by_name_with_its_options(tiny_space):
 @pytest.mark.parametrize("kind, options, message", [
     ("walk", {}, r"bad value 'walk' for strategy: valid: grid, test, halving, tpe, genetic"),
     ("tpe", {"pop": 4}, r"strategy 'tpe' does not take option 'pop' \(its options: trials,"),
-    ("grid", {"eta": 3}, r"strategy 'grid' does not take option 'eta' \(its options: none\)"),
+    ("grid", {"eta": 3}, r"strategy 'grid' does not take option 'eta' \(its options: curves\)"),
     ("tpe", {"sampler": "cmaes"}, r"bad value 'cmaes' for sampler"),
 ])
 def test_an_unknown_strategy_or_option_is_refused_never_dropped(tiny_space, kind, options,
