@@ -73,6 +73,8 @@ class HalvingStrategy(Strategy):
         self.batch = batch
         self.budgets: list[int] = []
         self.cells: list[dict] = []
+        self._keys: dict[int, str] = {}  # id of a cell of self.cells -> its cell_key
+        self._stored: dict[int, tuple[int, str, Optional[float]]] = {}  # finished results
 
     def meta(self, space: SearchSpace, settings: SearchSettings) -> dict:
         meta = super().meta(space, settings)
@@ -95,6 +97,7 @@ class HalvingStrategy(Strategy):
             if key not in seen:
                 seen.add(key)
                 self.cells.append(cell)
+        self._keys = {id(cell): cell_key(cell) for cell in self.cells}
 
     def rung_sizes(self) -> list[int]:
         """Configurations trained at each rung, for a complete run."""
@@ -104,36 +107,40 @@ class HalvingStrategy(Strategy):
         return sizes
 
     @staticmethod
-    def label(rung: int, cell: dict) -> str:
-        """What a rung's trial claims."""
-        return f"rung {rung} {cell_key(cell)}"
+    def label(rung: int, cell: dict, key: Optional[str] = None) -> str:
+        """What a rung's trial claims (``key``: the cell's ``cell_key``, if known)."""
+        return f"rung {rung} {key or cell_key(cell)}"
 
-    @staticmethod
-    def _results(trials: list, rung: int) -> dict[str, Optional[float]]:
+    def _results(self, trials: list, rung: int) -> dict[str, Optional[float]]:
         """Cell key → mean CV accuracy at the rung's budget (``None``: diverged)."""
-        return {cell_key(t.params): result_value(t) for t in trials
-                if t.user_attrs.get(Attr.RUNG) == rung and holds_claim(t) and is_result(t)}
+        for t in trials:  # a finished result never changes: read each once
+            if t.number not in self._stored and t.state.is_finished() and \
+                    t.user_attrs.get(Attr.RUNG) is not None and holds_claim(t) and is_result(t):
+                self._stored[t.number] = (t.user_attrs[Attr.RUNG], cell_key(t.params),
+                                          result_value(t))
+        return {key: value for at, key, value in self._stored.values() if at == rung}
 
     def _rungs(self, study: optuna.Study):
         """For each rung reached: its cells, the claims held, and its results."""
         trials = study.get_trials(deepcopy=False)
         held = {claim_of(t) for t in trials if holds_claim(t)}
         cells = self.cells
+        key = self._keys
         for rung in range(len(self.budgets)):
             stored = self._results(trials, rung)
-            results = {cell_key(c): stored[cell_key(c)] for c in cells if cell_key(c) in stored}
+            results = {key[id(c)]: stored[key[id(c)]] for c in cells if key[id(c)] in stored}
             yield rung, cells, held, results
             if len(results) < len(cells):
                 return
             keep = math.ceil(len(cells) / self.eta)
-            order = {cell_key(c): i for i, c in enumerate(cells)}
-            ranked = sorted((c for c in cells if results[cell_key(c)] is not None),
-                            key=lambda c: (-results[cell_key(c)], order[cell_key(c)]))
+            order = {key[id(c)]: i for i, c in enumerate(cells)}
+            ranked = sorted((c for c in cells if results[key[id(c)]] is not None),
+                            key=lambda c: (-results[key[id(c)]], order[key[id(c)]]))
             cells = ranked[:keep]
 
     def propose(self, study: optuna.Study) -> Sequence[Proposal] | Wait | None:
         for rung, cells, held, results in self._rungs(study):
-            missing = [c for c in cells if self.label(rung, c) not in held]
+            missing = [c for c in cells if self.label(rung, c, self._keys[id(c)]) not in held]
             if missing:
                 return [self._proposal(rung, c) for c in missing[:self.batch]]
             if len(results) < len(cells):
