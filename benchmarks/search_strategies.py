@@ -139,11 +139,20 @@ def curve(study: optuna.Study, replay: Optional[Replay] = None, epochs: Optional
                 if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
                 and t.datetime_complete is not None and not crashed(t)]
     full = epochs or (replay.epochs if replay else None)
+    # A halving survivor continues from its last rung's checkpoint: it trains only the
+    # epochs beyond that rung's budget (``resumed_from`` in a real run; a replay, which
+    # keeps no checkpoints, is charged as a real run on a file storage would be).
+    rung_budgets = {t.user_attrs[Attr.RUNG]: t.user_attrs.get(Attr.BUDGET) for t in finished
+                    if Attr.RUNG in t.user_attrs}
     points, best, trained, seconds, spent = [], float("nan"), 0, 0.0, 0
     order = (lambda t: t.number) if replay else (lambda t: t.datetime_complete)
     for trial in sorted(finished, key=order):
         here = trained_here(trial)
         trial_epochs = int(trial.user_attrs.get(Attr.BUDGET) or full or 0) if here else 0
+        if here and Attr.RESUMED_FROM in trial.user_attrs:
+            trial_epochs -= int(trial.user_attrs[Attr.RESUMED_FROM])
+        elif here and replay and trial.user_attrs.get(Attr.RUNG, 0) > 0:
+            trial_epochs -= int(rung_budgets.get(trial.user_attrs[Attr.RUNG] - 1) or 0)
         trained += here
         spent += trial_epochs
         seconds += replay.seconds(trial, trial_epochs) if replay else trial_seconds(trial)
