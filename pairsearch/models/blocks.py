@@ -173,20 +173,23 @@ class MapLinear(nn.Linear):
         return out.to(self.weight.dtype)
 
 
-def mlp(in_features: int | Sequence[int], hidden: Sequence[int], out_features: int, act: str,
-        batchnorm: bool = False, dropout: float = 0.0) -> nn.Sequential:
+def mlp(in_features: int | Sequence[int], hidden: Sequence[int], out_features: int,
+        act: str | Callable[[], nn.Module], batchnorm: bool = False,
+        dropout: float = 0.0) -> nn.Sequential:
     """Linear layers with ``hidden`` widths; each hidden layer is Linear → [BN] → act → [Dropout].
 
     ``in_features`` is a width, or the (C, H, W) shape of a feature map, which the
-    first layer then flattens (``MapLinear``).
+    first layer then flattens (``MapLinear``). ``act`` is an activation's name
+    (``make_activation``) or a function making a fresh one (a report's own activation).
     """
+    make_act = (lambda: make_activation(act)) if isinstance(act, str) else act
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
         layers.append(_linear(width, size))
         if batchnorm:
             layers.append(nn.BatchNorm1d(size))
-        layers.append(make_activation(act))
+        layers.append(make_act())
         if dropout > 0:
             layers.append(Dropout(dropout))
         width = size

@@ -232,6 +232,49 @@ def test_deep_siamese_cnn_doubles_its_first_width_six_times(base):
     assert [conv.out_channels for conv in convs] == [base * 2 ** i for i in range(6)]
 
 
+def test_report_004_deep_readings():
+    """The unpadded layout shrinks 14 → 2 without pooling; dropout "between the last three
+    convolutional layers" sits after the 4th and 5th only."""
+    padded = create_model("deep_aux", head="logits_linear", dropout=0.5)
+    unpadded = create_model("deep_aux", head="logits_linear", dropout=0.5, layout="unpadded",
+                            dropout_layers="between_last_three")
+    assert len(_layers(padded, nn.MaxPool2d)) == 2 and not _layers(unpadded, nn.MaxPool2d)
+    assert all(c.padding == (0, 0) for c in _layers(unpadded, nn.Conv2d))
+    assert _layers(unpadded, MapLinear)[0].map_shape == (128, 2, 2)
+    # the convolutions' parameters are the same; the last linear layer reads 4x the values
+    assert count_parameters(unpadded) - count_parameters(padded) == 3 * 128 * 10
+    assert len(_layers(padded, nn.Dropout)) == 3 and len(_layers(unpadded, nn.Dropout)) == 2
+    sequence = [m for m in unpadded.branch_a.modules()
+                if isinstance(m, (nn.Conv2d, nn.Dropout))]
+    kinds = ["conv" if isinstance(m, nn.Conv2d) else "drop" for m in sequence]
+    assert kinds == ["conv"] * 4 + ["drop", "conv", "drop", "conv"]
+    assert unpadded.eval()(torch.randn(3, 2, 14, 14))[0].shape == (3, 2)
+
+
+@pytest.mark.parametrize("weights, generic, options", [
+    ("none", "mlp", {"hidden": "128"}),
+    ("unshared", "twin", {"branch": "mlp", "hidden": "128", "head": "logits_linear"}),
+    ("shared", "siamese", {"branch": "mlp", "hidden": "128", "head": "logits_linear"})])
+def test_report_004_linear_networks(weights, generic, options):
+    """"We used softmax as an activation function": r004_linear's softmax hidden layer; with
+    ReLU it is the generic network of the models stage, weight for weight."""
+    softmax = create_model("r004_linear", weights=weights)
+    assert len(_layers(softmax, nn.Softmax)) in (1, 2) and not _layers(softmax, nn.ReLU)
+    torch.manual_seed(0)
+    relu = create_model("r004_linear", weights=weights, activation="relu")
+    torch.manual_seed(0)
+    same = create_model(generic, activation="relu", **options)
+    assert count_parameters(relu) == count_parameters(same) == count_parameters(softmax)
+    x = torch.randn(5, 2, 14, 14)
+    torch.testing.assert_close(relu.eval()(x)[0], same.eval()(x)[0])
+    assert count_parameters(create_model("r004_linear")) == 50562  # 392·128+128 + 128·2+2
+
+
+def test_report_004_siamese_cnn_softmax_activation():
+    softmax = create_model("r004_siamese_cnn", shared=False, activation="softmax")
+    assert len(_layers(softmax, nn.Softmax)) == 6 and not _layers(softmax, nn.ReLU)
+
+
 # Report 000's probability reading: "two dimensional output activated by softmax ... we see
 # the outputs as probabilities" (section I.B), each branch running "the same layers".
 PROBS_LINEAR_MODELS = [("r000_ws_aux", {"size": "model_1"}), ("r000_ws_aux", {"size": "model_2"}),

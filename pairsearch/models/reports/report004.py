@@ -4,10 +4,11 @@ Best Model.
 Its rows (experiments/report004.toml), in table I's order:
 
 - baseline, "a neural network with only one hidden linear layer": the generic ``mlp`` with
-  ``hidden=128 activation=relu``;
+  ``hidden=128 activation=relu``, or ``r004_linear`` with its softmax activation;
 - linear siamese 1 and 2, "a fully connected siamese network" without and with shared
   weights: the generic ``twin`` and ``siamese`` with ``branch=mlp hidden=128
-  head=logits_linear activation=relu``;
+  head=logits_linear activation=relu``, or ``r004_linear`` (``weights=unshared`` /
+  ``weights=shared``) with its softmax activation;
 - Siamese CNN 1 and 2: ``r004_siamese_cnn`` (``shared=false`` / ``shared=true``);
 - Siamese CNN 3: ``r004_siamese_cnn3``;
 - Siamese RNN 1 and 2: ``r004_rnn`` (``head=linear`` / ``head=longer``);
@@ -26,6 +27,7 @@ from typing import Literal
 from torch import nn
 
 from pairsearch.models.blocks import (
+    DIGIT_PIXELS,
     NUM_CLASSES,
     Activation,
     ConvStack,
@@ -37,7 +39,7 @@ from pairsearch.models.blocks import (
     mlp,
     output_shape,
 )
-from pairsearch.models.generic import SiameseRnn, TwoBranchNet
+from pairsearch.models.generic import FlatNet, SiameseRnn, TwoBranchNet
 from pairsearch.models.registry import register_model
 from pairsearch.models.reports.common import UNSTATED_DROPOUT
 
@@ -62,8 +64,41 @@ def _r004_cnn_branch(pool_and_dropout: bool, activation: str = "relu") -> nn.Seq
 
 
 @register_model(digit_heads=False)
+def r004_linear(*, weights: Literal["none", "unshared", "shared"] = "none", hidden: int = 128,
+                activation: Literal["softmax", "relu"] = "softmax") -> nn.Module:
+    """Report 004's baseline and linear siamese networks 1 and 2, softmax activation.
+
+    ``weights=none``: the baseline; ``unshared`` / ``shared``: linear siamese 1 / 2.
+    Baseline: "The baseline model is a neural network with only one hidden linear layer. We
+    used softmax as an activation function, the loss is calculated with cross-entropy and
+    the optimizer used is SGD. The network is fully connected, and the two images are
+    flattened into a one-dimensional input tensor. The output consists of 2 logits".
+    Linear siamese networks: "The first model is a fully connected siamese network: Weight
+    sharing: no; Activation function: softmax"; "This model was extended by adding shared
+    weights ... the two outputs of the siamese parts are concatenated, flattened and
+    entered into a last linear layer before getting the final logits".
+
+    ``activation=softmax`` (default) reads "softmax as an activation function" literally:
+    a softmax over the hidden units after the hidden layer (torch's ``nn.Softmax(dim=1)``).
+    ``activation=relu`` is the same network as the generic ``mlp`` / ``twin`` / ``siamese``
+    with ``branch=mlp head=logits_linear`` (same parameters, same initial weights for a
+    seed). The hidden width is not given: 128. Each siamese part maps a digit to 10
+    outputs (hidden → 10), the last linear layer their 20 to the 2 logits.
+    """
+    def make_act() -> nn.Module:
+        return nn.Softmax(dim=1) if activation == "softmax" else nn.ReLU()
+
+    if weights == "none":
+        return FlatNet(nn.Flatten(), mlp(2 * DIGIT_PIXELS, [hidden], 2, make_act))
+    return TwoBranchNet(
+        lambda: nn.Sequential(nn.Flatten(), mlp(DIGIT_PIXELS, [hidden], NUM_CLASSES, make_act)),
+        weights == "shared", False, "logits_linear", 64, "relu")
+
+
+@register_model(digit_heads=False)
 def r004_siamese_cnn(*, shared: bool = True,
-                     head: Literal["logits_linear", "probs_mlp"] = "logits_linear") -> nn.Module:
+                     head: Literal["logits_linear", "probs_mlp"] = "logits_linear",
+                     activation: Literal["relu", "softmax"] = "relu") -> nn.Module:
     """Report 004's Siamese CNN 1 (``shared=false``) and 2 (``shared=true``).
 
     "Model 1: We started with a siamese network with 3 convolutional layers that is fully
@@ -73,8 +108,11 @@ def r004_siamese_cnn(*, shared: bool = True,
     logits" (one Linear(20, 2)). Kernel sizes and widths are not given: 3×3 convolutions of
     16, 32 and 64 channels (14 → 12 → 10 → 8), then Linear(4096, 10); ReLU between layers
     ("We also use ReLU between layers", said of the best model). ``head=probs_mlp``: ours.
+    Their lists say "Activation function: softmax": ``activation=softmax`` puts a softmax
+    over the channels after each convolution, as Siamese CNN 3's option does.
     """
-    return TwoBranchNet(lambda: _r004_cnn_branch(False), shared, False, head, 64, "relu")
+    return TwoBranchNet(lambda: _r004_cnn_branch(False, activation), shared, False, head, 64,
+                        "relu")
 
 
 @register_model(digit_heads=True)
@@ -144,21 +182,32 @@ def r004_rnn(*, hidden: int = 64,
 # The Best Model: the deep siamese CNN.
 
 
-def _deep_branch(base: int, act: str, dropout: float) -> nn.Sequential:
+def _deep_branch(base: int, act: str, dropout: float, layout: str,
+                 dropout_layers: str) -> nn.Sequential:
     """Six 3×3 convolutions, each doubling the channels; BN in the middle, dropout late."""
     widths = [base * 2 ** i for i in range(6)]
+    # Dropout after convolutions 4, 5 and 6, or only between 4 and 5 and between 5 and 6.
+    dropout_at = (3, 4, 5) if dropout_layers == "after_last_three" else (3, 4)
     # The convolutions form a ConvStack, so --precision bf16 covers them (see ConvStack).
-    features = ConvStack(*conv_layers(1, widths, act, kernel_size=3, padding=1,
-                                      batchnorm=(2, 3), pool_at=(1, 3),  # 14 → 7 → 3
-                                      pool_after_activation=True, dropout=dropout,
-                                      dropout_at=(3, 4, 5)))
-    return nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
-                         nn.Linear(widths[-1], NUM_CLASSES))
+    if layout == "padded":
+        features = ConvStack(*conv_layers(1, widths, act, kernel_size=3, padding=1,
+                                          batchnorm=(2, 3), pool_at=(1, 3),  # 14 → 7 → 3
+                                          pool_after_activation=True, dropout=dropout,
+                                          dropout_at=dropout_at))
+        return nn.Sequential(features, nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                             nn.Linear(widths[-1], NUM_CLASSES))
+    # Unpadded: 14 → 12 → 10 → 8 → 6 → 4 → 2, no pooling; the 2×2 map into one linear layer.
+    features = ConvStack(*conv_layers(1, widths, act, kernel_size=3, batchnorm=(2, 3),
+                                      dropout=dropout, dropout_at=dropout_at))
+    return nn.Sequential(features, MapLinear(output_shape(features, (1, 14, 14)), NUM_CLASSES))
 
 
 @register_model(digit_heads=True)
 def deep_aux(*, base_channels: int = 4, head_hidden: int = 64, head: Head = "probs_mlp",
-             activation: Activation = "relu", dropout: float = 0.25) -> nn.Module:
+             activation: Activation = "relu", dropout: float = 0.25,
+             layout: Literal["padded", "unpadded"] = "padded",
+             dropout_layers: Literal["after_last_three", "between_last_three"] =
+             "after_last_three") -> nn.Module:
     """Deep 6-conv siamese with BatchNorm and dropout, digit heads (report 004 Best Model).
 
     Report 004: "This model consists of 6 convolutional layers, each doubling the number of
@@ -168,6 +217,19 @@ def deep_aux(*, base_channels: int = 4, head_hidden: int = 64, head: Head = "pro
     (``head=logits_linear`` is report 004's, with which ``pairsearch run report004`` builds
     it); use ``lambda=0.8`` for report 004's loss weights [0.8, 0.8, 1]. The first width is
     not given: ``base_channels`` (4: 4 to 128 channels).
+
+    Two readings the text leaves open, as options:
+
+    - ``layout=padded`` (default): padded 3×3 convolutions with 2×2 max-pooling after the
+      second and fourth (14 → 7 → 3), then a global average and Linear(width, 10);
+      ``layout=unpadded``: unpadded 3×3 convolutions and no pooling, which the text never
+      names (14 → 12 → 10 → 8 → 6 → 4 → 2), the 2×2 map into Linear(4·width, 10).
+    - ``dropout_layers=after_last_three`` (default): dropout after each of the last three
+      convolutions; ``between_last_three``: "between the last three convolutional layers"
+      read literally, after the fourth and the fifth only.
+
+    BatchNorm follows the third and fourth convolutions ("in the middle") in both layouts.
     """
-    return TwoBranchNet(lambda: _deep_branch(base_channels, activation, dropout), True, True,
+    return TwoBranchNet(lambda: _deep_branch(base_channels, activation, dropout, layout,
+                                             dropout_layers), True, True,
                         head, head_hidden, activation)
