@@ -472,7 +472,9 @@ def test_table_command_on_a_quick_run(tmp_path):
                                                    "rnn-hidden-weights", "softmax-activations",
                                                    "rnn-three-layers", "raw-inputs",
                                                    "deep-widths-half", "deep-widths-double",
-                                                   "train-mode-scoring"}
+                                                   "train-mode-scoring", "softmax-hidden",
+                                                   "softmax-hidden-batch10", "deep-readings",
+                                                   "rnn2-caption-epochs"}
     for row in result["rows"]:
         assert {"row", "report_mean", "report_std", "mean", "std", "runs", "draws", "params",
                 "report_params", "verdict"} <= set(row)
