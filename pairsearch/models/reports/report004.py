@@ -85,9 +85,7 @@ def r004_linear(*, weights: Literal["none", "unshared", "shared"] = "none", hidd
     seed). The hidden width is not given: 128. Each siamese part maps a digit to 10
     outputs (hidden → 10), the last linear layer their 20 to the 2 logits.
     """
-    def make_act() -> nn.Module:
-        return nn.Softmax(dim=1) if activation == "softmax" else nn.ReLU()
-
+    make_act = functools.partial(_r004_activation, activation)  # dim 1: the hidden units
     if weights == "none":
         return FlatNet(nn.Flatten(), mlp(2 * DIGIT_PIXELS, [hidden], 2, make_act))
     return TwoBranchNet(
