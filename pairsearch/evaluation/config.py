@@ -8,8 +8,8 @@ search space: ``{"model": "siamese_aux", "lr": 0.001, "lambda": 0.7, ...}``.
 
 from __future__ import annotations
 
-import json
 import functools
+import json
 import typing
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal, Mapping

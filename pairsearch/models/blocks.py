@@ -4,6 +4,7 @@ the Elman RNN."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import contextvars
 from typing import Callable, Container, Iterator, Literal, NamedTuple, Optional, Sequence
 
@@ -130,6 +131,12 @@ def make_activation(name: str) -> nn.Module:
     return _ACTIVATIONS[name]()
 
 
+def activation_maker(act: str | Callable[[], nn.Module]) -> Callable[[], nn.Module]:
+    """A function making fresh activations: ``act`` by name (``make_activation``), or
+    ``act`` itself when it already is one (a report's own activation)."""
+    return functools.partial(make_activation, act) if isinstance(act, str) else act
+
+
 class MapLinear(nn.Linear):
     """``nn.Flatten()`` then ``nn.Linear`` for a (C, H, W) feature map, without the flatten's copy.
 
@@ -182,7 +189,7 @@ def mlp(in_features: int | Sequence[int], hidden: Sequence[int], out_features: i
     first layer then flattens (``MapLinear``). ``act`` is an activation's name
     (``make_activation``) or a function making a fresh one (a report's own activation).
     """
-    make_act = (lambda: make_activation(act)) if isinstance(act, str) else act
+    make_act = activation_maker(act)
     layers: list[nn.Module] = []
     width = in_features
     for size in hidden:
@@ -273,7 +280,7 @@ def conv_layers(in_channels: int, channels: Sequence[int],
     Returns:
         The layers, for a ``ConvStack`` (or for the caller to extend first).
     """
-    make_act = (lambda: make_activation(act)) if isinstance(act, str) else act
+    make_act = activation_maker(act)
     layers: list[nn.Module] = []
     width = in_channels
     for index, size in enumerate(channels):
