@@ -18,6 +18,7 @@ they train one after the other, which on a CPU measures as fast
 
 from __future__ import annotations
 
+import datetime
 import time
 import warnings
 from dataclasses import dataclass
@@ -53,6 +54,7 @@ from pairsearch.search.workers import (
     dead_trials,
     enqueue_owned,
     fail_stale_trials,
+    worker_id,
 )
 
 if TYPE_CHECKING:
@@ -266,6 +268,18 @@ def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
     """
     if proposal.cell is None and not proposal.claim:
         return ask(study, space), proposal  # the study's sampler chooses
+    if proposal.cell is not None and not space.families:
+        # A known cell of a flat space: the RUNNING trial is created whole, in one write.
+        labels = {CLAIM: proposal.label or cell_key(proposal.cell)} if proposal.claim else {}
+        labels.update(proposal.attrs)
+        trial = start_trial(study, space, proposal.cell, labels)
+        if not proposal.claim:
+            return trial, proposal
+        earlier = duplicate_of(study, trial)
+        if earlier is not None:
+            _tell(study, trial, TrialState.PRUNED, attrs={Attr.DUPLICATE_OF: earlier})
+            return None
+        return trial, proposal
     if not proposal.claim:
         enqueue_owned(study, proposal.cell)
         return ask(study, space), proposal
@@ -273,9 +287,10 @@ def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
     if proposal.cell is not None:
         label = proposal.label or cell_key(proposal.cell)
         enqueue_owned(study, proposal.cell, {CLAIM: label, **proposal.attrs})
-    # ask pops the oldest queued cell, ours or another worker's. When other workers
-    # emptied the queue since this worker last read it, Optuna samples a fresh trial
-    # instead and a queued cell stays behind: the strategy proposes until none is left.
+    # ask pops the oldest queued cell, ours or another worker's (queued by this path, or
+    # by pairsearch before 0.x started trials whole). When other workers emptied the
+    # queue since this worker last read it, Optuna samples a fresh trial instead and a
+    # queued cell stays behind: the strategy proposes until none is left.
     trial = ask(study, space)
     if CLAIM not in trial.user_attrs:
         # Sampled, not queued: its cell was unknown to the others while ask ran, so the
@@ -289,6 +304,32 @@ def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
     if trial.user_attrs[CLAIM] != label:
         return trial, strategy.adopt(trial, proposal)
     return trial, proposal
+
+
+def start_trial(study: optuna.Study, space: SearchSpace, cell: Mapping[str, Any],
+                labels: Mapping[str, Any]) -> optuna.Trial:
+    """A RUNNING trial of ``study`` holding ``cell`` (a flat space's), labelled with this
+    worker and ``labels``, created in one write.
+
+    What ``enqueue_trial`` + ``ask`` store, without their writes one by one: the queue
+    entry, its pop and one ``set_trial_param`` per dimension are each a transaction
+    (on SQLite, a commit and its fsync). Optuna's ``BaseStorage.create_new_trial`` takes
+    a template trial and writes it whole, as ``Study.add_trial`` does for finished
+    trials; ``optuna.Trial`` then wraps it as ``ask`` wraps a popped one (the sampler's
+    ``before_trial`` runs, and the params are already there, so nothing is sampled).
+    """
+    params = dict(cell)
+    template = optuna.trial.FrozenTrial(
+        number=-1, state=TrialState.RUNNING, value=None,
+        datetime_start=datetime.datetime.now(), datetime_complete=None, params=params,
+        distributions={name: distribution for name, distribution in distributions(space).items()
+                       if name in params},
+        user_attrs={**labels, Attr.WORKER: worker_id()}, system_attrs={},
+        intermediate_values={}, trial_id=-1)
+    storage = maybe_storage(study, None)
+    study_id = storage.get_study_id_from_name(study.study_name)
+    trial_id = storage.create_new_trial(study_id, template_trial=template)
+    return optuna.Trial(study, trial_id)
 
 
 def ask(study: optuna.Study, space: SearchSpace) -> optuna.Trial:

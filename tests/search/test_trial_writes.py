@@ -171,3 +171,47 @@ def test_a_sampled_trial_is_labelled_then_written_once(tmp_path, tiny, tiny_spac
     study = optuna.load_study(study_name="t", storage=storage)
     assert all("worker" in t.user_attrs and "accuracies" in t.user_attrs for t in study.trials)
     assert commits[0] <= 2 * len(study.trials)
+
+
+def _commits(storage: optuna.storages.RDBStorage, after) -> list[int]:
+    """Count every transaction that wrote anything, once ``after()`` is true (pairsearch
+    begins every SQLite transaction with ``BEGIN IMMEDIATE``: not a write in itself)."""
+    count, wrote = [0], [False]
+
+    @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
+    def _statement(conn, cursor, statement, *args) -> None:
+        if not statement.lstrip().upper().startswith(("SELECT", "PRAGMA", "BEGIN")) \
+                and after():
+            wrote[0] = True
+
+    @sqlalchemy.event.listens_for(storage.engine, "commit")
+    def _commit(conn) -> None:
+        if wrote[0]:
+            count[0] += 1
+            wrote[0] = False
+
+    return count
+
+
+def test_a_grid_trial_costs_four_writes_from_start_to_tell(tmp_path, tiny, tiny_space):
+    # A cell's RUNNING trial is created whole (params, claim, worker) in one write, where
+    # enqueue_trial + ask took one per dimension and two more; then the heartbeat, the
+    # results and tell: 4 writes per trial, whatever the number of dimensions. Counted as
+    # the difference between a 4-cell and a 2-cell grid (the study's own writes cancel).
+    def writes(space, name: str) -> int:
+        storage = open_storage(f"sqlite:///{tmp_path / name}")
+        counting = [False]
+        commits = _commits(storage, lambda: counting[0])
+        counting[0] = True
+        run_grid(space, tiny, storage, "g", progress=False)
+        study = optuna.load_study(study_name="g", storage=storage)
+        assert [t.state for t in study.trials] == [TrialState.COMPLETE] * space.size
+        assert all(set(t.params) == set(space.params) for t in study.trials)
+        assert all({"cell", "worker", "accuracies"} <= set(t.user_attrs)
+                   for t in study.trials)
+        return commits[0]
+
+    dimensions = {"model": ["mlp"], "optimizer": ["adam"], "batch_size": [50, 100]}
+    two = writes(tiny_space(**dimensions, lr=[1e-3]), "two.db")
+    four = writes(tiny_space(**dimensions, lr=[1e-3, 1e-2]), "four.db")
+    assert (four - two) / 2 == 4, (two, four)
