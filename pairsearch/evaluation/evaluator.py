@@ -13,10 +13,11 @@ Protocols:
 
 from __future__ import annotations
 
+import copy
 import os
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Optional, Sequence
+from typing import Any, Callable, Literal, Mapping, Optional, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +28,7 @@ from pairsearch.errors import BadValue
 from pairsearch.evaluation.allocator import tune_allocator
 from pairsearch.evaluation.config import Config
 from pairsearch.evaluation.folds import stratified_folds
+from pairsearch.evaluation.initial import initial_weights
 from pairsearch.evaluation.precision import conv_dtype, resolve_precision
 from pairsearch.evaluation.state import RunState, TrainingState
 from pairsearch.evaluation.training import (
@@ -37,7 +39,7 @@ from pairsearch.evaluation.training import (
     train_ensemble,
     train_model,
 )
-from pairsearch.models import count_parameters, create_model
+from pairsearch.models import count_parameters
 from pairsearch.models.blocks import convolutions_in
 from pairsearch.models.ensemble import Ensemble, load_weights
 from pairsearch.names import ENGINES
@@ -457,29 +459,30 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
         group = [m for m in group if not progress[m.config].finished]
         if not group:
             continue
-        members = []
+        # Each run's initialisation from its own seed (the global RNG untouched), built
+        # once per process: the group shares a network, so one template serves it.
+        weights = []
         for member in group:
             config = configs[member.config]
-            # Each run's initialisation from its own seed, without touching the global RNG.
-            with torch.random.fork_rng(devices=[]):
-                torch.manual_seed(runs[member.run].seed)
-                members.append(create_model(config.model, **config.model_options).to(device))
-        for member, model in zip(group, members):
-            progress[member.config].params = count_parameters(model)
+            template, initial = initial_weights(config.model, config.model_options,
+                                                runs[member.run].seed, device)
+            weights.append(initial)
+        for member in group:
+            progress[member.config].params = count_parameters(template)
         generators = [torch.Generator(device=device).manual_seed(runs[m.run].seed)
                       for m in group]
         saved = [resume[m.config].runs[m.run] if resume[m.config] is not None else None
                  for m in group]
-        for model, generator, state in zip(members, generators, saved):
+        for index, (generator, state) in enumerate(zip(generators, saved)):
             if state is not None:  # where the earlier training left the run
-                load_weights(model, state.weights)
+                weights[index] = state.weights
                 generator.set_state(state.generator)
         steps = {c: group_number[c] * configs[c].train.epochs
                  for c in {m.config for m in group}}
         started = time.perf_counter()
         with convolutions_in(conv_dtype(precision)):
             losses, trained, states = _train_group(
-                engine, members, group, runs, train_pairs, configs, generators, callbacks,
+                engine, template, weights, group, runs, train_pairs, configs, generators, callbacks,
                 steps, progress, starts[group[0].config], saved, keep_state)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
@@ -536,23 +539,28 @@ def _final_state(config: Config, progress: _Progress, runs: int) -> Optional[Tra
                          tuple(progress.states[r] for r in range(runs)))
 
 
-def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Member],
+def _train_group(engine: str, template: torch.nn.Module,
+                 weights: list[Mapping[str, torch.Tensor]], group: list[_Member],
                  runs: list[_Run], train_pairs: PairSet, configs: Sequence[Config],
                  generators: list[torch.Generator],
                  callbacks: Sequence[EpochCallback | None], steps: dict[int, int],
                  progress: list[_Progress], start_epoch: int = 0,
                  saved: Sequence[Optional[RunState]] = (), keep_state: bool = False
                  ) -> tuple[list[float], list[torch.nn.Module], Optional[list[RunState]]]:
-    """Train one group of runs: together as an ensemble, or one model (``sequential``).
+    """Train one group of runs, each from its ``weights`` on ``template``'s network:
+    together as an ensemble, or one model (``sequential``).
 
     Records in ``progress`` the configurations that diverge or that their callback
-    stops. Returns each member's last-epoch loss, the trained models and, with
-    ``keep_state``, each member's state at the end (to continue it later).
+    stops. Returns each member's last-epoch loss, the trained models (views of the
+    ensemble's members) and, with ``keep_state``, each member's state at the end (to
+    continue it later).
     """
     held_out = [runs[m.run].held_out for m in group]
     shared = configs[group[0].config].train
     if engine == "sequential":
-        (member,), (model,) = group, members
+        (member,), (start,) = group, weights
+        model = copy.deepcopy(template)  # the template is shared: train a copy
+        load_weights(model, start)
         config = configs[member.config]
         callback = callbacks[member.config]
 
@@ -571,7 +579,7 @@ def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Membe
             progress[member.config].failed = f"run {member.run + 1} diverged: {outcome.failed}"
         return [outcome.final_loss], [model], None
 
-    ensemble = Ensemble(members, engine)
+    ensemble = Ensemble.from_weights(template, weights, engine)
     by_config: dict[int, list[int]] = {}
     for index, member in enumerate(group):
         by_config.setdefault(member.config, []).append(index)
@@ -586,7 +594,7 @@ def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Membe
         watched = [c for c in by_config
                    if callbacks[c] is not None and not progress[c].finished]
         if watched:
-            models = ensemble.members()
+            models = ensemble.member_views()
             for c in watched:
                 accuracy = float(np.mean([accuracy_of(models[i], held_out[i])
                                           for i in by_config[c]]))
@@ -606,4 +614,4 @@ def _train_group(engine: str, members: list[torch.nn.Module], group: list[_Membe
         states = [RunState(ensemble.member_weights(i), outcome.optimizer.member_state(i),
                            generators[i].get_state(), outcome.final_losses[i])
                   for i in range(len(group))]
-    return outcome.final_losses, ensemble.members(), states
+    return outcome.final_losses, ensemble.member_views(), states

@@ -26,7 +26,7 @@ Both run any model of the registry unchanged: a model only has to be an
 from __future__ import annotations
 
 import copy
-from typing import Literal, Sequence
+from typing import Literal, Mapping, Sequence
 
 import torch
 from torch import nn
@@ -56,26 +56,56 @@ class Ensemble(nn.Module):
         super().__init__()
         if not members:
             raise ValueError("an ensemble needs at least one member")
-        if engine not in ENGINES:
-            raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
-        self.engine = engine
-        self.size = len(members)
         shapes = _shapes(members[0])
         for index, member in enumerate(members[1:], start=1):
             if _shapes(member) != shapes:
                 raise ValueError(f"member {index} differs in structure from member 0")
-        self._param_names = [name for name, _ in members[0].named_parameters()]
-        self._buffer_names = [name for name, _ in members[0].named_buffers()]
+        self._stack(members[0], [_tensors(member) for member in members], engine)
+
+    @classmethod
+    def from_weights(cls, template: nn.Module, weights: Sequence[Mapping[str, torch.Tensor]],
+                     engine: Engine = "loop") -> "Ensemble":
+        """M members of ``template``'s architecture starting from ``weights``, without
+        building M models: the same ensemble as ``Ensemble`` of M models holding them.
+
+        Args:
+            template: A model of the architecture (its own weights are not used).
+            weights: One mapping per member of every parameter and buffer name of
+                ``template`` to a tensor (``member_weights``, ``initial_weights``).
+            engine: ``loop`` or ``vmap``.
+
+        Raises:
+            ValueError: If ``weights`` is empty or names other tensors or shapes than the
+                template's, or the engine is unknown.
+        """
+        if not weights:
+            raise ValueError("an ensemble needs at least one member")
+        shapes = dict(_shapes(template))
+        for index, member in enumerate(weights):
+            if {name: tuple(t.shape) for name, t in member.items()} != shapes:
+                raise ValueError(f"weights {index} differ from the template's tensors")
+        ensemble = cls.__new__(cls)
+        nn.Module.__init__(ensemble)
+        ensemble._stack(template, weights, engine)
+        return ensemble
+
+    def _stack(self, template: nn.Module, weights: Sequence[Mapping[str, torch.Tensor]],
+               engine: Engine) -> None:
+        if engine not in ENGINES:
+            raise ValueError(f"unknown engine {engine!r}; valid: {', '.join(ENGINES)}")
+        self.engine = engine
+        self.size = len(weights)
+        self._param_names = [name for name, _ in template.named_parameters()]
+        self._buffer_names = [name for name, _ in template.named_buffers()]
         self.weights = nn.ParameterList(
-            nn.Parameter(torch.stack([dict(m.named_parameters())[name].detach()
-                                      for m in members]))
+            nn.Parameter(torch.stack([member[name].detach() for member in weights]))
             for name in self._param_names)
         for slot, name in enumerate(self._buffer_names):
             self.register_buffer(f"buffer_{slot}",
-                                 torch.stack([dict(m.named_buffers())[name] for m in members]))
+                                 torch.stack([member[name] for member in weights]))
         # The template runs the members' forward code (functional_call swaps its tensors for a
         # member's while it runs); it is kept out of the module tree so nothing trains it.
-        object.__setattr__(self, "_template", copy.deepcopy(members[0]))
+        object.__setattr__(self, "_template", copy.deepcopy(template))
 
     def train(self, mode: bool = True) -> "Ensemble":
         super().train(mode)
@@ -153,6 +183,12 @@ class Ensemble(nn.Module):
                         for name, stacked in zip(self._buffer_names, self._stacked_buffers())})
         return weights
 
+    def member_views(self) -> list["MemberView"]:
+        """Each member as a model that runs on the ensemble's own weights (no copies):
+        what scoring needs, at a fraction of ``members``'s cost. A view sees the
+        ensemble's weights as they are when it runs."""
+        return [MemberView(self, index) for index in range(self.size)]
+
     def members(self) -> list[nn.Module]:
         """Each member as a plain model with its current weights (copies)."""
         params, buffers = list(self.weights), self._stacked_buffers()
@@ -168,6 +204,34 @@ class Ensemble(nn.Module):
                     own_buffers[name].copy_(stacked[index])
                 result.append(model)
         return result
+
+
+class MemberView(nn.Module):
+    """Member ``index`` of ``ensemble`` as a model: its forward runs the ensemble's template on
+    the member's views of the stacked weights (``Ensemble.run_member``), as training does.
+
+    Its train/eval mode is the template's, shared by every view of the ensemble: set it
+    before each forward (``evaluation.training.predict`` does). In train mode BatchNorm's
+    running statistics update the ensemble's stacked buffers.
+    """
+
+    def __init__(self, ensemble: Ensemble, index: int) -> None:
+        super().__init__()
+        object.__setattr__(self, "_ensemble", ensemble)  # not a submodule: no weights here
+        self.index = index
+
+    def train(self, mode: bool = True) -> "MemberView":
+        self.training = mode
+        self._ensemble._template.train(mode)
+        return self
+
+    def forward(self, x: torch.Tensor) -> ModelOutput:
+        return self._ensemble.run_member(self._ensemble.member_states()[self.index], x)
+
+
+def _tensors(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A model's parameters and buffers by name."""
+    return {**dict(model.named_parameters()), **dict(model.named_buffers())}
 
 
 def _shapes(model: nn.Module) -> list[tuple[str, tuple[int, ...]]]:

@@ -65,3 +65,41 @@ def test_dropout_follows_the_runs_stream():
         c = layer(x).pair
     assert torch.equal(a, b) and not torch.equal(a, c)
 
+
+
+@pytest.mark.parametrize("name", ["siamese_aux", "deep_aux", "mlp"])
+def test_an_ensemble_from_weights_is_the_ensemble_of_the_models_holding_them(name):
+    options = DETERMINISTIC.get(name, {})
+    members = members_of(name, 3, **options)
+    weights = [{**dict(m.named_parameters()), **dict(m.named_buffers())} for m in members]
+    built = Ensemble(members)
+    stacked = Ensemble.from_weights(create_model(name, **options), weights)
+    for ours, theirs in zip(stacked.state_dict().values(), built.state_dict().values()):
+        assert torch.equal(ours, theirs)
+    x = torch.randn(3, 5, 2, 14, 14)
+    for ours, theirs in zip(stacked.train()(x), built.train()(x)):
+        assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(ours, theirs))
+    with pytest.raises(ValueError, match="differ from the template"):
+        Ensemble.from_weights(create_model(name, **options), weights[:1] + [{}])
+    with pytest.raises(ValueError, match="at least one"):
+        Ensemble.from_weights(create_model(name, **options), [])
+
+
+@pytest.mark.parametrize("mode", [False, True])
+def test_member_views_score_as_the_members_copies_do(mode):
+    # Views run the ensemble's weights in place: the same outputs as copies, in eval mode
+    # and in train mode (dropout from the run's stream, BatchNorm on the batch).
+    members = members_of("siamese_aux", 3, batchnorm=True)
+    for model in members:
+        for module in model.modules():
+            if isinstance(module, nn.Dropout):
+                module.p = 0.4
+    ensemble = Ensemble(members)
+    x = torch.randn(7, 2, 14, 14)
+    for view, copy in zip(ensemble.member_views(), ensemble.members()):
+        outputs = []
+        for model in (view, copy):
+            with torch.no_grad(), random_stream(torch.Generator().manual_seed(3)):
+                outputs.append(model.train(mode)(x))
+        assert all((a is None and b is None) or torch.equal(a, b) for a, b in zip(*outputs))
+        assert view.training == mode
