@@ -196,12 +196,14 @@ def _run_trials(study: optuna.Study, space: SearchSpace, proposals: Sequence[Pro
     """One batch of trials, from ask to tell: ask (claims, duplicates), label, evaluate
     (the evaluator records heartbeats), fail them all on an interruption, or let the
     strategy observe each outcome and tell it with its attributes in one write."""
-    asked = [pair for pair in (_ask(study, space, p, strategy) for p in proposals)
-             if pair is not None]
-    if not asked:
+    started = [entry for entry in (_ask(study, space, p, strategy) for p in proposals)
+               if entry is not None]
+    if not started:
         return []
-    for trial, proposal in asked:
-        evaluator.label(trial, proposal)
+    asked = [(trial, proposal) for trial, proposal, _ in started]
+    for trial, proposal, labelled in started:
+        if not labelled:  # a trial started whole holds its labels already
+            evaluator.label(trial, proposal)
     try:
         verdicts = evaluator.evaluate(asked)
     except (KeyboardInterrupt, PairsearchError):
@@ -261,28 +263,29 @@ def recover_dead_trials(study: optuna.Study,
 
 
 def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
-         strategy: "Strategy") -> Optional[tuple[optuna.Trial, Proposal]]:
-    """A trial for ``proposal``, or ``None`` where a claimed cell is another's.
+         strategy: "Strategy") -> Optional[tuple[optuna.Trial, Proposal, bool]]:
+    """A trial for ``proposal`` and whether it holds its labels already (the worker and
+    the proposal's attributes), or ``None`` where a claimed cell is another's.
 
     A claim without a cell asks for whichever claimed cell is queued (another worker's).
     """
     if proposal.cell is None and not proposal.claim:
-        return ask(study, space), proposal  # the study's sampler chooses
+        return ask(study, space), proposal, False  # the study's sampler chooses
     if proposal.cell is not None and not space.families:
         # A known cell of a flat space: the RUNNING trial is created whole, in one write.
         labels = {CLAIM: proposal.label or cell_key(proposal.cell)} if proposal.claim else {}
         labels.update(proposal.attrs)
         trial = start_trial(study, space, proposal.cell, labels)
         if not proposal.claim:
-            return trial, proposal
+            return trial, proposal, True
         earlier = duplicate_of(study, trial)
         if earlier is not None:
             _tell(study, trial, TrialState.PRUNED, attrs={Attr.DUPLICATE_OF: earlier})
             return None
-        return trial, proposal
+        return trial, proposal, True
     if not proposal.claim:
         enqueue_owned(study, proposal.cell)
-        return ask(study, space), proposal
+        return ask(study, space), proposal, False
     label = None
     if proposal.cell is not None:
         label = proposal.label or cell_key(proposal.cell)
@@ -302,8 +305,8 @@ def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
         _tell(study, trial, TrialState.PRUNED, attrs={Attr.DUPLICATE_OF: earlier})
         return None
     if trial.user_attrs[CLAIM] != label:
-        return trial, strategy.adopt(trial, proposal)
-    return trial, proposal
+        return trial, strategy.adopt(trial, proposal), False
+    return trial, proposal, False
 
 
 def start_trial(study: optuna.Study, space: SearchSpace, cell: Mapping[str, Any],
@@ -327,7 +330,10 @@ def start_trial(study: optuna.Study, space: SearchSpace, cell: Mapping[str, Any]
         user_attrs={**labels, Attr.WORKER: worker_id()}, system_attrs={},
         intermediate_values={}, trial_id=-1)
     storage = maybe_storage(study, None)
-    study_id = storage.get_study_id_from_name(study.study_name)
+    # The id Optuna's Study holds (what its own ask passes); looked up where it has none.
+    study_id = getattr(study, "_study_id", None)
+    if study_id is None:
+        study_id = storage.get_study_id_from_name(study.study_name)
     trial_id = storage.create_new_trial(study_id, template_trial=template)
     return optuna.Trial(study, trial_id)
 

@@ -253,12 +253,13 @@ class TrialEvaluator:
         keep = self.checkpoints is not None and any(p.keep_state for _, p in leaders)
         data = self.draws if len(self.draws) > 1 else self.data
         numbers = [asked[i][0].number for key in keys for i in pending[key]]
+        ids = [asked[i][0]._trial_id for key in keys for i in pending[key]]  # as Optuna's own
         if self.table is not None:
             evaluations = self.table.evaluate_many([configs[k] for k in keys], self.protocol,
                                                    self.settings.seed, callbacks)
             return dict(zip(keys, evaluations))
         try:
-            with Heartbeat(self.study, numbers, self.storage):
+            with Heartbeat(self.study, numbers, self.storage, ids):
                 if len(keys) == 1:
                     evaluations = [evaluate(configs[keys[0]], data, self.protocol,
                                             self.settings.seed, self.device, callbacks[0],

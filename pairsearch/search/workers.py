@@ -132,13 +132,16 @@ class Heartbeat:
         study: The study of the trials.
         trials: The running trials (their numbers).
         storage: The study's storage (default: ``storage.study_storage``).
+        ids: The trials' storage ids, where the caller has them (else looked up once).
     """
 
     def __init__(self, study: optuna.Study, trials: Sequence[int],
-                 storage: Optional[optuna.storages.BaseStorage] = None) -> None:
+                 storage: Optional[optuna.storages.BaseStorage] = None,
+                 ids: Optional[Sequence[int]] = None) -> None:
         self._storage = maybe_storage(study, storage)
         self._study = study
         self._numbers = list(trials)
+        self._ids = list(ids) if ids is not None else None
         self._stop = threading.Event()
         self._thread: Optional[threading.Thread] = None
 
@@ -150,7 +153,7 @@ class Heartbeat:
         interval = _heartbeat_interval(self._storage)
         if interval is not None:
             def beat() -> None:
-                ids: Optional[list[int]] = None
+                ids: Optional[list[int]] = self._ids
                 while True:
                     try:
                         ids = ids or trial_ids(self._storage, self._study, self._numbers)
