@@ -291,7 +291,7 @@ def _ask(study: optuna.Study, space: SearchSpace, proposal: Proposal,
         label = proposal.label or cell_key(proposal.cell)
         enqueue_owned(study, proposal.cell, {CLAIM: label, **proposal.attrs})
     # ask pops the oldest queued cell, ours or another worker's (queued by this path, or
-    # by pairsearch before 0.x started trials whole). When other workers emptied the
+    # left queued by a pairsearch that did not start trials whole yet). When other workers emptied the
     # queue since this worker last read it, Optuna samples a fresh trial instead and a
     # queued cell stays behind: the strategy proposes until none is left.
     trial = ask(study, space)
