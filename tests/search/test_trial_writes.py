@@ -113,13 +113,14 @@ def test_a_storage_without_one_write_gets_every_attribute():
     assert storage.get_trial(0).user_attrs == ATTRS
 
 
-def _attribute_commits(storage: optuna.storages.RDBStorage):
-    """Count the transactions that wrote trial user attributes (a list of one int)."""
+def _write_commits(storage: optuna.storages.RDBStorage, counts) -> list[int]:
+    """Count the transactions with a statement ``counts(statement)`` is true of (a list of
+    one int, updated as they commit)."""
     count, wrote = [0], [False]
 
     @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
     def _statement(conn, cursor, statement, *args) -> None:
-        if "trial_user_attributes" in statement and not statement.lstrip().startswith("SELECT"):
+        if counts(statement):
             wrote[0] = True
 
     @sqlalchemy.event.listens_for(storage.engine, "commit")
@@ -129,6 +130,12 @@ def _attribute_commits(storage: optuna.storages.RDBStorage):
             wrote[0] = False
 
     return count
+
+
+def _attribute_commits(storage: optuna.storages.RDBStorage) -> list[int]:
+    """Count the transactions that wrote trial user attributes."""
+    return _write_commits(storage, lambda statement: "trial_user_attributes" in statement
+                          and not statement.lstrip().startswith("SELECT"))
 
 
 def _snapshot(storage, name: str) -> list[tuple]:
@@ -173,24 +180,10 @@ def test_a_sampled_trial_is_labelled_then_written_once(tmp_path, tiny, tiny_spac
     assert commits[0] <= 2 * len(study.trials)
 
 
-def _commits(storage: optuna.storages.RDBStorage, after) -> list[int]:
-    """Count every transaction that wrote anything, once ``after()`` is true (pairsearch
-    begins every SQLite transaction with ``BEGIN IMMEDIATE``: not a write in itself)."""
-    count, wrote = [0], [False]
-
-    @sqlalchemy.event.listens_for(storage.engine, "before_cursor_execute")
-    def _statement(conn, cursor, statement, *args) -> None:
-        if not statement.lstrip().upper().startswith(("SELECT", "PRAGMA", "BEGIN")) \
-                and after():
-            wrote[0] = True
-
-    @sqlalchemy.event.listens_for(storage.engine, "commit")
-    def _commit(conn) -> None:
-        if wrote[0]:
-            count[0] += 1
-            wrote[0] = False
-
-    return count
+def _writes(statement: str) -> bool:
+    """Whether a statement writes (pairsearch begins every SQLite transaction with ``BEGIN
+    IMMEDIATE``: not a write in itself)."""
+    return not statement.lstrip().upper().startswith(("SELECT", "PRAGMA", "BEGIN"))
 
 
 def test_a_grid_trial_costs_four_writes_from_start_to_tell(tmp_path, tiny, tiny_space):
@@ -200,9 +193,7 @@ def test_a_grid_trial_costs_four_writes_from_start_to_tell(tmp_path, tiny, tiny_
     # the difference between a 4-cell and a 2-cell grid (the study's own writes cancel).
     def writes(space, name: str) -> int:
         storage = open_storage(f"sqlite:///{tmp_path / name}")
-        counting = [False]
-        commits = _commits(storage, lambda: counting[0])
-        counting[0] = True
+        commits = _write_commits(storage, _writes)
         run_grid(space, tiny, storage, "g", progress=False)
         study = optuna.load_study(study_name="g", storage=storage)
         assert [t.state for t in study.trials] == [TrialState.COMPLETE] * space.size
