@@ -467,8 +467,9 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
             template, initial = initial_weights(config.model, config.model_options,
                                                 runs[member.run].seed, device)
             weights.append(initial)
+        params = count_parameters(template)
         for member in group:
-            progress[member.config].params = count_parameters(template)
+            progress[member.config].params = params
         generators = [torch.Generator(device=device).manual_seed(runs[m.run].seed)
                       for m in group]
         saved = [resume[m.config].runs[m.run] if resume[m.config] is not None else None
@@ -482,8 +483,8 @@ def evaluate_many(configs: Sequence[Config], data: PairData | Sequence[PairData]
         started = time.perf_counter()
         with convolutions_in(conv_dtype(precision)):
             losses, trained, states = _train_group(
-                engine, template, weights, group, runs, train_pairs, configs, generators, callbacks,
-                steps, progress, starts[group[0].config], saved, keep_state)
+                engine, template, weights, group, runs, train_pairs, configs, generators,
+                callbacks, steps, progress, starts[group[0].config], saved, keep_state)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         seconds = (time.perf_counter() - started) / len(group)
