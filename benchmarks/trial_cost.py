@@ -2,7 +2,7 @@
 
 Usage:
     python benchmarks/trial_cost.py [--before-rev REV] [--postgres URL] [--rounds 3]
-        [--space quick] [--train-pairs 600] [--folds 3] [--epochs 1,2] [--writes 30]
+        [--space quick] [--train-pairs 600] [--folds 3] [--epochs 1,2] [--writes 30] [--busy]
 
 Two measurements, side by side in one run, for each storage: a fresh SQLite file, a fresh
 journal file (``journal:///FILE``) and, when ``--postgres URL`` or the environment
@@ -26,16 +26,21 @@ variable ``PAIRSEARCH_TEST_POSTGRES`` gives a server, PostgreSQL (a new study pe
    the attributes written the old way (``trial.set_user_attr`` each, one transaction
    each) or the new way (``storage.set_trial_user_attrs``, one write), and with none.
    SQLite with ``PRAGMA synchronous=NORMAL`` (not pairsearch's setting) is added to show
-   what of the cost is the fsync of every commit.
+   what of the cost is the fsync of every commit. With
+   ``--busy``, the bare writes are measured again beside a neighbour: another process
+   running ``pairsearch grid`` (training, and committing its trials to its own SQLite
+   file, an fsync each), as a second worker on the same host would.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime
 import json
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -220,6 +225,8 @@ def main() -> None:
     parser.add_argument("--epochs", default="1,2", help="two budgets, the second twice the first")
     parser.add_argument("--writes", type=int, default=30, help="trials per bare-write figure")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--busy", action="store_true",
+                        help="also measure the bare writes beside a training, committing grid")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(json.loads(args.child))))
@@ -269,17 +276,41 @@ def main() -> None:
                 for name, make in storages.items()}
         bare["SQLite, synchronous=NORMAL"] = lambda: sqlite_normal(
             f"sqlite:///{folder / ('normal-' + uuid.uuid4().hex[:6] + '.db')}")
-        for round_ in range(args.rounds):
-            for name, make in bare.items():
-                storage = make()
-                ways = ("old", "new", "none") if round_ % 2 == 0 else ("none", "new", "old")
-                for way in ways:
-                    writes.setdefault((name, way), []).append(
-                        bare_writes(storage, attrs, way, args.writes))
-    print_tables(args, versions, storages, spans, bare, writes, attrs, low, high)
+        settings = [("", contextlib.nullcontext)]
+        if args.busy:
+            settings.append((" (busy)", lambda: neighbour(folder, args.train_pairs)))
+        for suffix, beside in settings:
+            with beside():
+                for round_ in range(args.rounds):
+                    for name, make in bare.items():
+                        storage = make()
+                        ways = ("old", "new", "none") if round_ % 2 == 0 else \
+                            ("none", "new", "old")
+                        for way in ways:
+                            writes.setdefault((name + suffix, way), []).append(
+                                bare_writes(storage, attrs, way, args.writes))
+    rows = [name + suffix for suffix, _ in settings for name in bare]
+    print_tables(args, versions, storages, spans, rows, writes, attrs, low, high)
 
 
-def print_tables(args, versions, storages, spans, bare, writes, attrs, low: int,
+@contextlib.contextmanager
+def neighbour(folder: Path, train_pairs: int):
+    """Another process training and committing, the time the block runs: 1-epoch grids
+    of the quick space, one after the other, into an SQLite file of their own."""
+    script = (f"i=0; while true; do i=$((i+1)); {sys.executable} -m pairsearch grid "
+              f"--space quick --epochs 1 --train-pairs {train_pairs} --no-progress "
+              f"--storage sqlite:///{folder / 'neighbour.db'} --study n$i >/dev/null 2>&1; "
+              "done")
+    process = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    try:
+        time.sleep(5)  # its first grid is training and writing
+        yield
+    finally:
+        os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+
+
+def print_tables(args, versions, storages, spans, rows, writes, attrs, low: int,
                  high: int) -> None:
     from pairsearch.search.space import load_space
 
@@ -318,7 +349,7 @@ def print_tables(args, versions, storages, spans, bare, writes, attrs, low: int,
     print()
     print("| storage | attributes one by one (old) | in one write (new) | none | new/old |")
     print("|---|---|---|---|---|")
-    for name in bare:
+    for name in rows:
         old, new, none = (median(writes[(name, way)]) for way in ("old", "new", "none"))
         print(f"| {name} | {old:.1f} | {new:.1f} | {none:.1f} | {new / old:.2f}× |")
 
