@@ -7,7 +7,7 @@ from pathlib import Path
 import optuna
 
 from pairsearch.experiments.running import stage_study_name
-from pairsearch.experiments.schema import Experiment
+from pairsearch.experiments.schema import Experiment, reads_trials_of
 from pairsearch.search.markdown import make_folder, study_section
 
 
@@ -26,6 +26,9 @@ def write_experiment_report(experiment: Experiment, storage: optuna.storages.Bas
         lines += [f"## Stage `{stage.name}` ({stage.kind})", ""]
         if stage.get("description"):
             lines += [str(stage.get("description")), ""]
+        if reads_trials_of(stage) is not None:
+            lines += [f"Reads stage `{reads_trials_of(stage)}`'s trials (above).", ""]
+            continue
         if name not in names:
             lines += ["(not run yet)", ""]
             continue

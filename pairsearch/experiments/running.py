@@ -10,7 +10,7 @@ import optuna
 
 from pairsearch.errors import PairsearchError, StudyOwned
 from pairsearch.experiments.chaining import chained_sources, stage_space, study_name
-from pairsearch.experiments.schema import Experiment, Stage, stage_options
+from pairsearch.experiments.schema import Experiment, Stage, reads_trials_of, stage_options
 from pairsearch.names import DEFAULT_SOURCE
 from pairsearch.search.driver import SearchSummary
 from pairsearch.search.space import SearchSpace
@@ -44,9 +44,13 @@ class RunOptions:
 
 
 def stage_study_name(experiment: Experiment, stage: Stage) -> str:
-    """The study holding a stage's results (a retest's is its source's retest study)."""
+    """The study holding a stage's results (a retest's is its source's retest study; a
+    test stage that reads another's trials, that stage's study)."""
     if stage.kind == "retest":
         return retest_study_name(study_name(experiment, Stage(stage.get("of"), "grid")))
+    source = reads_trials_of(stage)
+    if source is not None:
+        return study_name(experiment, Stage(source, "test"))
     return study_name(experiment, stage)
 
 
@@ -60,9 +64,11 @@ def stage_settings(stage: Stage, options: RunOptions) -> SearchSettings:
         test_pairs=int(stage.get("test_pairs", 1000)), kind="test" if test else "cv",
         repeats=int(stage.get("repeats", 1)), draws=int(stage.get("draws", 1)) if test else 1,
         inputs=str(stage.get("inputs", "standardised")),
-        # Only a table that reports a training accuracy pays for its forward pass.
-        train_accuracy=any(figures.get("metric") == "train_accuracy"
-                           for figures in (stage.get("reported") or {}).values()))
+        # Only a stage that asks for it, or a table that reports it, pays for the forward
+        # pass over the training pairs.
+        train_accuracy=bool(stage.get("train_accuracy")) or any(
+            figures.get("metric") == "train_accuracy"
+            for figures in (stage.get("reported") or {}).values()))
 
 
 def _run_owned(run: Callable[[], SearchSummary], stop: StopRequest,
@@ -107,6 +113,10 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
                 _lend_space(experiment, stage, storage, spaces)
             continue
         name = stage_study_name(experiment, stage)
+        if reads_trials_of(stage) is not None:
+            report(f"== {experiment.name}: stage {stage.name} reads stage "
+                   f"{reads_trials_of(stage)}'s trials (study {name}): nothing to train")
+            continue
         report(f"== {experiment.name}: stage {stage.name} ({stage.kind}) -> study {name}")
         if stage.kind == "retest":
             source = study_name(experiment, Stage(stage.get("of"), "grid"))

@@ -12,7 +12,10 @@ tpe        an Optuna sampler for ``trials`` trials (CV): ``sampler`` (tpe, rando
 genetic    report 002's genetic algorithm (CV): ``pop``, ``gens``, ...
 test       every cell trained ``repeats`` times on all training pairs, on each of
            ``draws`` draws of the pairs, and scored on the test pairs (the reports'
-           protocol)
+           protocol); ``train_accuracy = true`` also scores each run on its own
+           training pairs. With ``of = "STAGE"`` a test stage trains nothing: its rows
+           read that test stage's trials (the same trainings, e.g. under the
+           ``train_accuracy`` metric), and its study is that stage's
 retest     the ``top`` best configurations of stage ``of`` with K=10 CV (repeated
            ``cv_repeats`` times on the same folds for every candidate); the one it
            chooses is scored on the test pairs (report 002's second stage)
@@ -50,10 +53,11 @@ REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accu
                  "seconds", "note", "beside", "ablates", "retests", "metric"}
 METRICS = ("accuracy", "train_accuracy", "best_replica")
 RETEST_KEYS = {"top", "cv_repeats", "per_architecture"}
+TEST_KEYS = {"train_accuracy"}
 OPTION_KEYS = {key for keys in STRATEGY_OPTIONS.values() for key in keys}
 """Every strategy's options; a stage may set only its own kind's."""
 _STAGE_KEYS = ({"name", "kind", "description", "best_of", "base", "of", "quick", "select",
-                "reported"} | PROTOCOL_KEYS | SPACE_KEYS | OPTION_KEYS | RETEST_KEYS)
+                "reported"} | PROTOCOL_KEYS | SPACE_KEYS | OPTION_KEYS | RETEST_KEYS | TEST_KEYS)
 
 
 def stage_options(stage: "Stage") -> dict[str, Any]:
@@ -61,6 +65,12 @@ def stage_options(stage: "Stage") -> dict[str, Any]:
     return {key: stage.get(key) for key in STRATEGY_OPTIONS.get(stage.kind, ())
             if stage.get(key) is not None}
 _DOCUMENT_KEYS = {"description", "defaults", "quick", "stages", "report", "companion_of"}
+
+
+def reads_trials_of(stage: "Stage") -> Optional[str]:
+    """The stage whose trials a test stage with ``of = "STAGE"`` reads (it trains
+    nothing); ``None`` for every other stage."""
+    return stage.get("of") if stage.kind == "test" else None
 
 
 @dataclass(frozen=True)
@@ -161,6 +171,29 @@ def _check_row_links(name: str, stage: str, reported: Mapping[str, Any],
                                       "row (write \"STAGE/ROW\")")
 
 
+def _check_reader(name: str, stage: str, table: Mapping[str, Any],
+                  earlier: Mapping[str, "Stage"]) -> "Stage":
+    """A test stage with ``of`` reads an earlier test stage's trials: it has no cells,
+    protocol or chaining of its own, and its ``train_accuracy`` rows need the source to
+    record that score. Returns the source."""
+    source = earlier.get(table["of"])
+    if source is None or source.kind != "test" or reads_trials_of(source):
+        raise PairsearchError(f"experiment {name!r}, stage {stage!r}: of = {table['of']!r} "
+                              "is not an earlier test stage with trainings of its own")
+    own = sorted((SPACE_KEYS | PROTOCOL_KEYS | TEST_KEYS | {"best_of", "base", "select"})
+                 & set(table))
+    if own:
+        raise PairsearchError(f"experiment {name!r}, stage {stage!r}: a stage that reads "
+                              f"stage {table['of']!r}'s trials takes no {own[0]!r} (its "
+                              "cells and protocol are that stage's)")
+    rows = table.get("reported") or {}
+    if any(f.get("metric") == "train_accuracy" for f in rows.values()) and \
+            not source.get("train_accuracy"):
+        raise PairsearchError(f"experiment {name!r}, stage {stage!r}: its train_accuracy "
+                              f"rows need train_accuracy = true on stage {table['of']!r}")
+    return source
+
+
 def _own_epochs_win(table: Mapping[str, Any], defaults: Mapping[str, Any]) -> dict[str, Any]:
     """A stage whose ``fixed`` or variants set ``epochs`` trains those: ``[defaults]``'s
     epochs would otherwise be its protocol and override them. Variants that set none keep
@@ -237,10 +270,20 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
         if table.get("select", "cv") not in SELECT:
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: bad select "
                                   f"{table.get('select')!r}; valid: {', '.join(SELECT)}")
+        if "train_accuracy" in table and (kind != "test" or
+                                          not isinstance(table["train_accuracy"], bool)):
+            raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: "
+                                  "train_accuracy = true|false, on a test stage only")
+        source = None
+        if kind == "test" and "of" in table:
+            source = _check_reader(name, stage_name, table, {s.name: s for s in stages})
         if "reported" in table:
             _check_reported(name, stage_name, table["reported"])
             if kind in ("test", "grid"):
-                _check_rows(name, stage_name, table)
+                # A reader's rows are its source's cells.
+                cells = table if source is None else {**source.settings, "kind": kind,
+                                                      "reported": table["reported"]}
+                _check_rows(name, stage_name, cells)
         mixed = sorted((SPACE_KEYS - {"space"}) & set(table)) if "space" in table else []
         if mixed:
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: space = "
@@ -268,9 +311,11 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
             if ref not in earlier:
                 raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: {key} = "
                                       f"{ref!r} is not an earlier stage")
-            if earlier[ref].kind == "retest":
+            if earlier[ref].kind == "retest" or reads_trials_of(earlier[ref]):
+                kind_of = "a retest" if earlier[ref].kind == "retest" else \
+                    f"read from stage {reads_trials_of(earlier[ref])!r}"
                 raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: {key} = "
-                                      f"{ref!r} is a retest, which has no space of its own")
+                                      f"{ref!r} is {kind_of}, which has no space of its own")
             if key != "of" and earlier[ref].kind == "test" and settings.get("select") != "test":
                 raise PairsearchError(
                     f"experiment {name!r}, stage {stage_name!r}: {key} = {ref!r} would choose "
@@ -279,7 +324,8 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
         if kind == "retest" and "of" not in settings:
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: a retest needs "
                                   "of = \"STAGE\"")
-        if kind != "retest" and not (SPACE_KEYS & set(settings)) and "best_of" not in settings:
+        if kind != "retest" and not (SPACE_KEYS & set(settings)) and "best_of" not in settings \
+                and "of" not in settings:
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: no space "
                                   "(space = NAME, [params] or best_of = STAGE)")
         stages.append(Stage(stage_name, kind, settings))

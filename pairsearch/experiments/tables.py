@@ -43,7 +43,7 @@ import pandas as pd
 from optuna.trial import FrozenTrial, TrialState
 
 from pairsearch.experiments.running import RunOptions, stage_settings, stage_study_name
-from pairsearch.experiments.schema import Experiment, Stage
+from pairsearch.experiments.schema import Experiment, Stage, reads_trials_of
 from pairsearch.names import Attr
 from pairsearch.search.store.queries import best_distinct_trials, trial_seconds, unfinished_cells
 from pairsearch.search.store.storage import study_meta
@@ -209,8 +209,10 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
         partial = unfinished_cells(study) if study is not None else None
         partial_note = (f"partial: {partial[0]:,} of {partial[1]:,} cells so far"
                         if partial else "")
-        short = (reduced_budget(stated_budget(stated_stages[stage.name]), protocol)
-                 if study is not None and stage.name in stated_stages else [])
+        # A stage that reads another's trials states that stage's budget.
+        budget_of = reads_trials_of(stage) or stage.name
+        short = (reduced_budget(stated_budget(stated_stages[budget_of]), protocol)
+                 if study is not None and budget_of in stated_stages else [])
         quick_note = (f"quick: a smoke run, not the report's protocol ({', '.join(short)}); "
                       "no verdict" if short else "")
         for row, figures in reported.items():
@@ -461,8 +463,8 @@ def experiment_times(experiment: Experiment, storage: optuna.storages.BaseStorag
     and the devices used."""
     names = {s.study_name for s in storage.get_all_studies()}
     seconds, devices = 0.0, set()
-    for stage in experiment.stages:
-        name = stage_study_name(experiment, stage)
+    # Each study once: a stage that reads another's trials shares that stage's study.
+    for name in dict.fromkeys(stage_study_name(experiment, s) for s in experiment.stages):
         if name not in names:
             continue
         for trial in optuna.load_study(study_name=name, storage=storage).get_trials(

@@ -13,6 +13,7 @@ import pytest
 
 from pairsearch.errors import PairsearchError
 from pairsearch.experiments.chaining import stage_space
+from pairsearch.experiments.schema import reads_trials_of
 from pairsearch.experiments import (
     RunOptions,
     experiment_from_dict,
@@ -65,6 +66,31 @@ def test_every_shipped_experiment_loads_full_and_quick():
                   "reported": {"best": {"mean": 90}, "model=mlp": {"mean": 90},
                                "n": {"mean": 90}}}]},
      r"reported row 'n' is none of the stage's rows \(valid: m\)"),
+    ({"stages": [{"name": "a", "kind": "grid", "variants": {"m": {"model": "mlp"}},
+                  "train_accuracy": True}]},
+     r"stage 'a': train_accuracy = true\|false, on a test stage only"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "train_accuracy": "yes"}]},
+     r"stage 'a': train_accuracy = true\|false, on a test stage only"),
+    ({"stages": [{"name": "a", "kind": "grid", "variants": {"m": {"model": "mlp"}}},
+                 {"name": "b", "kind": "test", "of": "a"}]},
+     r"stage 'b': of = 'a' is not an earlier test stage with trainings of its own"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}}},
+                 {"name": "b", "kind": "test", "of": "a", "repeats": 3}]},
+     r"stage 'b': a stage that reads stage 'a''s trials takes no 'repeats'"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}}},
+                 {"name": "b", "kind": "test", "of": "a",
+                  "reported": {"m": {"mean": 90, "metric": "train_accuracy"}}}]},
+     r"stage 'b': its train_accuracy rows need train_accuracy = true on stage 'a'"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "train_accuracy": True},
+                 {"name": "b", "kind": "test", "of": "a",
+                  "reported": {"n": {"mean": 90, "metric": "train_accuracy"}}}]},
+     r"stage 'b': reported row 'n' is none of the stage's rows \(valid: m\)"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}}},
+                 {"name": "b", "kind": "test", "of": "a"},
+                 {"name": "c", "kind": "test", "best_of": "b", "select": "test"}]},
+     r"stage 'c': best_of = 'b' is read from stage 'a', which has no space of its own"),
 ])
 def test_bad_experiments_are_clear_errors(document, message):
     with pytest.raises(PairsearchError, match=message):
@@ -171,6 +197,37 @@ def test_a_training_accuracy_row_reads_each_runs_score_on_its_training_pairs(tmp
     # Only the stage whose table reports a training accuracy pays for its forward pass.
     other = optuna.load_study(study_name="fit-a", storage=storage).trials[0]
     assert other.user_attrs["train_accuracies"] == [None, None]
+
+
+def test_a_stage_reading_another_stages_trials_trains_nothing(tmp_path):
+    """Report 000's train-accuracy rows: the test stage's own trainings scored on their
+    training pairs (``of = "a"``), not the same networks trained a second time."""
+    from pairsearch.experiments import experiment_times, reproduction_rows, stage_study_name
+
+    fit = {"model": "mlp", "hidden": "32"}
+    document = {"defaults": {"epochs": 2, "train_pairs": 100, "test_pairs": 100}, "stages": [
+        {"name": "a", "kind": "test", "repeats": 2, "variants": {"m": fit},
+         "train_accuracy": True, "reported": {"m": {"mean": 80.0}}},
+        {"name": "b", "kind": "test", "of": "a",
+         "reported": {"m": {"mean": 80.0, "metric": "train_accuracy", "ablates": "a/m"}}}]}
+    experiment = experiment_from_dict("read", document)
+    assert stage_study_name(experiment, experiment.stages[1]) == "read-a"
+    storage = open_storage(f"sqlite:///{tmp_path / 'r.db'}")
+    lines: list[str] = []
+    written = run_experiment(experiment, storage, RunOptions(device="cpu", progress=False),
+                             report=lines.append)
+    assert written == ["read-a"] and "read-b" not in {s.study_name for s in
+                                                     storage.get_all_studies()}
+    assert any("stage b reads stage a's trials (study read-a): nothing to train" in line
+               for line in lines)
+    (trial,) = optuna.load_study(study_name="read-a", storage=storage).trials
+    held_out, fitted = reproduction_rows(experiment, storage)
+    assert fitted["stage"] == "b" and fitted["runs"] == 2
+    assert fitted["mean"] == pytest.approx(100 * np.mean(trial.user_attrs["train_accuracies"]))
+    assert held_out["mean"] == pytest.approx(100 * np.mean(trial.user_attrs["accuracies"]))
+    # The shared study's time is counted once.
+    assert experiment_times(experiment, storage)["seconds"] == pytest.approx(
+        (trial.datetime_complete - trial.datetime_start).total_seconds(), rel=1e-6)
 
 
 def test_copies_of_each_models_best_cell_and_the_best_copy(tmp_path):
@@ -598,7 +655,8 @@ def test_every_quick_stage_has_cells():
     for name in list_experiments():
         experiment = load_experiment(name, quick=True)
         for stage in experiment.stages:
-            if stage.kind == "retest" or stage.get("base") or stage.get("best_of"):
+            if stage.kind == "retest" or stage.get("base") or stage.get("best_of") or \
+                    reads_trials_of(stage):
                 continue
             space = stage_space(experiment, stage, storage, {})
             assert next(space.cells(), None) is not None, (name, stage.name)
