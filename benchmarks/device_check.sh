@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# GPU readiness, in one run on a CUDA machine (about 9 minutes on one H200):
+# GPU readiness, in one run on a CUDA machine (about 10 minutes on one H200):
 #   1. the unit tests, with the CUDA tests (tests/evaluation/test_cuda.py) that CPUs skip;
 #   2. the evaluator against the report-style loop on the GPU (benchmarks/evaluator_speed.py);
 #   3. configurations per second with and without batched cells (benchmarks/batching.py);
 #   4. the 6,400-cell report 002 grid's estimated time (benchmarks/grid_scale.py);
 #   5. halving with survivors continuing from checkpoints against the grid
-#      (benchmarks/halving_cost.py), and a TPE search replayed from a table made there.
+#      (benchmarks/halving_cost.py), and a TPE search replayed from a table made there;
+#   6. the fixed cost of a trial on the GPU, SQLite and journal (benchmarks/trial_cost.py).
 # Usage: bash benchmarks/device_check.sh [OUT_DIR]
 # On the device tool's machine, carry the wheels pip there lacks (optuna, deap, mlxtend, ...)
 # in .whl/ (see the device README); they are installed first when present.
@@ -42,4 +43,5 @@ table() {  # a 12-cell grid with curves on the GPU, exported, then TPE replayed 
 }
 export out; export -f table  # timeout runs programs, not shell functions
 step table 90 bash -c table
+step trial-cost 120 python3 benchmarks/trial_cost.py --device cuda --rounds 1 --writes 10
 exit $status

@@ -3,6 +3,7 @@
 Usage:
     python benchmarks/trial_cost.py [--before-rev REV] [--postgres URL] [--rounds 3]
         [--space quick] [--train-pairs 600] [--folds 3] [--epochs 1,2] [--writes 30] [--busy]
+        [--device cpu|cuda]
 
 Two measurements, side by side in one run, for each storage: a fresh SQLite file, a fresh
 journal file (``journal:///FILE``) and, when ``--postgres URL`` or the environment
@@ -76,7 +77,7 @@ def child(spec: dict[str, Any]) -> dict[str, Any]:
     space = space_from_dict(base.name, {"params": {
         **{name: list(values) for name, values in base.params.items()}, "epochs": [low, high]}})
     settings = SearchSettings(folds=spec["folds"], train_pairs=spec["train_pairs"],
-                              device="cpu")
+                              device=spec.get("device", "cpu"))
     evaluate = runner_module.evaluate
     # Warm-up, untimed: torch's first calls are not a per-trial cost.
     warm = runner_module.TrialEvaluator(space, settings)
@@ -208,6 +209,15 @@ def cpu_name() -> str:
     return platform.machine()
 
 
+def device_name(device: str) -> str:
+    """The GPU's name for a CUDA device, else the device as given."""
+    import torch
+
+    if device.startswith("cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(torch.device(device))
+    return device
+
+
 def median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
 
@@ -225,6 +235,7 @@ def main() -> None:
     parser.add_argument("--epochs", default="1,2", help="two budgets, the second twice the first")
     parser.add_argument("--writes", type=int, default=30, help="trials per bare-write figure")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--device", default="cpu", help="where the grids train (cpu, cuda)")
     parser.add_argument("--busy", action="store_true",
                         help="also measure the bare writes beside a training, committing grid")
     args = parser.parse_args()
@@ -261,7 +272,8 @@ def main() -> None:
                     tag = f"{storage}-{version}-{round_}".lower()
                     spec = {"url": storages[storage](tag), "space": args.space,
                             "epochs": [low, high], "folds": args.folds,
-                            "threads": args.threads, "train_pairs": args.train_pairs}
+                            "threads": args.threads, "train_pairs": args.train_pairs,
+                            "device": args.device}
                     result = run_child(spec, versions[version])
                     for key, values in result.items():
                         spans.setdefault((storage, version), {}).setdefault(key, []).extend(
@@ -316,7 +328,8 @@ def print_tables(args, versions, storages, spans, rows, writes, attrs, low: int,
 
     cells = load_space(args.space).size
     print(f"`python benchmarks/trial_cost.py {' '.join(sys.argv[1:])}` "
-          f"({datetime.date.today()}, {cpu_name()}, {os.cpu_count()} CPUs, torch threads "
+          f"({datetime.date.today()}, {cpu_name()}, {os.cpu_count()} CPUs, device "
+          f"{device_name(args.device)}, torch threads "
           f"{args.threads}, load average {args.load_before:.1f} at the start and "
           f"{os.getloadavg()[0]:.1f} at the end; space {args.space} x epochs {{{low}, {high}}}: "
           f"{2 * cells} trials, {args.train_pairs} pairs, {args.folds}-fold; "
