@@ -113,9 +113,10 @@ def run_experiment(experiment: Experiment, storage: optuna.storages.BaseStorage,
                 _lend_space(experiment, stage, storage, spaces)
             continue
         name = stage_study_name(experiment, stage)
-        if reads_trials_of(stage) is not None:
-            report(f"== {experiment.name}: stage {stage.name} reads stage "
-                   f"{reads_trials_of(stage)}'s trials (study {name}): nothing to train")
+        source = reads_trials_of(stage)
+        if source is not None:
+            report(f"== {experiment.name}: stage {stage.name} reads stage {source}'s trials "
+                   f"(study {name}): nothing to train")
             continue
         report(f"== {experiment.name}: stage {stage.name} ({stage.kind}) -> study {name}")
         if stage.kind == "retest":

@@ -274,9 +274,10 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
                                           not isinstance(table["train_accuracy"], bool)):
             raise PairsearchError(f"experiment {name!r}, stage {stage_name!r}: "
                                   "train_accuracy = true|false, on a test stage only")
+        earlier = {s.name: s for s in stages}
         source = None
         if kind == "test" and "of" in table:
-            source = _check_reader(name, stage_name, table, {s.name: s for s in stages})
+            source = _check_reader(name, stage_name, table, earlier)
         if "reported" in table:
             _check_reported(name, stage_name, table["reported"])
             if kind in ("test", "grid"):
@@ -303,7 +304,6 @@ def experiment_from_dict(name: str, document: Mapping[str, Any], quick: bool = F
                 settings.pop("space", None)  # the quick space replaces the shipped one
             settings.update(own)
         settings.update(overrides or {})
-        earlier = {s.name: s for s in stages}
         for key in ("best_of", "base", "of"):
             ref = settings.get(key)
             if ref is None:
