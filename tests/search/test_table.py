@@ -144,3 +144,17 @@ def test_the_shipped_table_is_report_002s_space_at_the_cheap_protocol():
     assert table.protocol["train_pairs"] == 400 and table.protocol["folds"] == 3
     import json
     assert json.loads(load_space("report002").to_json()) == table.space
+
+
+def test_the_shipped_full_table_is_report_002s_grid_at_its_full_protocol():
+    from pathlib import Path
+
+    from pairsearch.search.space import load_space
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "tables" / \
+        "report002-full.json.gz"
+    table = Table.load(path)
+    assert table.curves and table.epochs == 25 and len(table.entries) == 2800
+    assert table.protocol["train_pairs"] == 1000 and table.protocol["folds"] == 3
+    import json
+    assert json.loads(load_space("report002").to_json()) == table.space
