@@ -132,29 +132,17 @@ def test_a_diverged_configuration_trains_until_the_epoch_it_diverged_in():
     assert reported == [0.5, 0.6]  # a pruner saw the epochs before the failure
 
 
-def test_the_shipped_table_is_report_002s_space_at_the_cheap_protocol():
+@pytest.mark.parametrize("name, epochs, train_pairs", [
+    ("report002-400pairs-6epochs.json.gz", 6, 400),  # the cheap protocol
+    ("report002-full.json.gz", 25, 1000),  # report 002's own protocol
+])
+def test_the_shipped_tables_are_report_002s_space(name, epochs, train_pairs):
+    import json
     from pathlib import Path
 
     from pairsearch.search.space import load_space
 
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "tables" / \
-        "report002-400pairs-6epochs.json.gz"
-    table = Table.load(path)
-    assert table.curves and table.epochs == 6 and len(table.entries) == 2800
-    assert table.protocol["train_pairs"] == 400 and table.protocol["folds"] == 3
-    import json
-    assert json.loads(load_space("report002").to_json()) == table.space
-
-
-def test_the_shipped_full_table_is_report_002s_grid_at_its_full_protocol():
-    from pathlib import Path
-
-    from pairsearch.search.space import load_space
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "tables" / \
-        "report002-full.json.gz"
-    table = Table.load(path)
-    assert table.curves and table.epochs == 25 and len(table.entries) == 2800
-    assert table.protocol["train_pairs"] == 1000 and table.protocol["folds"] == 3
-    import json
+    table = Table.load(Path(__file__).resolve().parents[2] / "benchmarks" / "tables" / name)
+    assert table.curves and table.epochs == epochs and len(table.entries) == 2800
+    assert table.protocol["train_pairs"] == train_pairs and table.protocol["folds"] == 3
     assert json.loads(load_space("report002").to_json()) == table.space
