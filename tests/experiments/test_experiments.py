@@ -402,12 +402,17 @@ def test_command_line_overrides_reach_every_stage():
             assert stage.get("epochs") == 6 and stage.get("train_pairs") == 400
 
 
-def test_report002_logits_head_starts_from_each_models_best_grid_cell(tmp_path):
-    # The ablation's cells are read from the stored grid, not typed from an earlier run.
+@pytest.mark.parametrize("stage_name, head", [
+    ("logits-head", "logits_linear"), ("logits-mlp-head", "logits_mlp"),
+    ("probs-linear-head", "probs_linear")])
+def test_report002_head_readings_start_from_each_models_best_grid_cell(tmp_path, stage_name,
+                                                                       head):
+    # The ablation's cells are read from the stored grid, not typed from an earlier run;
+    # only the head differs from the grid's (probs_mlp) cell.
     storage = open_storage(f"sqlite:///{tmp_path / 'e.db'}")
     experiment = load_experiment("report002")
     grid_stage, logits_stage = (next(s for s in experiment.stages if s.name == name)
-                                for name in ("grid", "logits-head"))
+                                for name in ("grid", stage_name))
     grid_space = stage_space(experiment, grid_stage, storage, {})
     study = optuna.create_study(study_name="report002-grid", storage=storage,
                                 direction="maximize")
@@ -426,7 +431,28 @@ def test_report002_logits_head_starts_from_each_models_best_grid_cell(tmp_path):
     assert set(space.variants) == {"twin_aux", "siamese_aux", "twin", "siamese"}
     for variant in space.variants:
         assert space.settings({"variant": variant}) == {
-            **grid_space.settings(best[variant][0]), "head": "logits_linear"}
+            **grid_space.settings(best[variant][0]), "head": head}
+        assert logits_stage.get("reported")[variant]["ablates"] == f"grid/model={variant}"
+
+
+def test_report002_table8_head_readings_differ_only_in_the_head():
+    # Table 8's own GA best, "WS-AL, L1 / CrossEnt, AdamW, lr 0.001, lambda 0.7", under
+    # the two logits readings of its "Linear/ReLU output layers".
+    experiment = load_experiment("report002")
+    stages = {s.name: s for s in experiment.stages}
+    configs = {}
+    for name, head in (("logits-head-table8", "logits_linear"),
+                       ("logits-mlp-head-table8", "logits_mlp")):
+        space = stage_space(experiment, stages[name], None, {})
+        assert list(space.variants) == ["table8_best"]
+        config = space.config({"variant": "table8_best"})
+        assert config.model == "siamese_aux" and config.model_options["head"] == head
+        assert stages[name].get("reported")["table8_best"]["ablates"] == [
+            "genetic/best", "genetic-retest/chosen"]
+        configs[name] = config
+    linear, mlp = configs.values()
+    assert linear.train == mlp.train
+    assert {**linear.model_options, "head": "logits_mlp"} == mlp.model_options
 
 
 def test_only_named_stages_run_and_chain_from_stored_ones(tmp_path):
