@@ -115,7 +115,9 @@ def _gaps(gaps: list[dict], compared: int) -> list[str]:
                 "its report."]
     lines = ["", "Faithful rows outside 2σ and their ablations (status from the measured "
              "verdicts: *within*, an ablation lands within 2σ of the report; *bracketed*, one "
-             "lands on the other side of it, so the report lies between two readings; "
+             "lands on the other side of it, so the report lies between two readings (not where "
+             "the choice has two values and nothing between them, as which pairs a column "
+             "scores); "
              "*contradicted*, the report's own retest of the configuration moved from the row's "
              "figure towards ours by more than its 2σ band, and ours reproduces the retest; "
              "*unexplained*, none of these; an "

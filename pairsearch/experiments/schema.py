@@ -50,7 +50,7 @@ SELECT = ("cv", "test")
 PROTOCOL_KEYS = {"folds", "repeats", "epochs", "train_pairs", "test_pairs", "draws", "inputs"}
 SPACE_KEYS = {"space", "params", "fixed", "variants", BUDGET_TABLE}
 REPORTED_KEYS = {"mean", "error", "std", "variance", "params", "f1", "digit_accuracy",
-                 "seconds", "note", "beside", "ablates", "retests", "metric"}
+                 "seconds", "note", "beside", "ablates", "retests", "metric", "brackets"}
 METRICS = ("accuracy", "train_accuracy", "best_replica")
 RETEST_KEYS = {"top", "cv_repeats", "per_architecture"}
 TEST_KEYS = {"train_accuracy"}
@@ -146,6 +146,11 @@ def _check_reported(name: str, stage: str, reported: Any) -> None:
             raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
                                   f"{row!r}: unknown key {bad[0]!r} (valid: "
                                   f"{', '.join(sorted(REPORTED_KEYS))})")
+        if not isinstance(figures.get("brackets", True), bool) or (
+                "brackets" in figures and "ablates" not in figures):
+            raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
+                                  f"{row!r}: brackets = {figures['brackets']!r} must be true "
+                                  "or false, on a row that ablates one")
         if figures.get("metric", "accuracy") not in METRICS:
             raise PairsearchError(f"experiment {name!r}, stage {stage!r}, reported row "
                                   f"{row!r}: metric = {figures['metric']!r} (valid: "

@@ -58,7 +58,7 @@ _ONE_UNLESS_STORED = ("draws", "test_draws")
 COLUMNS = ["stage", "row", "report_mean", "report_std", "mean", "std", "runs", "draws",
            "params", "report_params", "f1", "report_f1", "digit_acc", "report_digit_acc",
            "seconds", "report_seconds", "verdict", "note", "beside", "ablates", "retests",
-           "metric", "reduced"]
+           "brackets", "metric", "reduced"]
 
 
 def row_label(params: dict[str, Any]) -> str:
@@ -237,6 +237,9 @@ def reproduction_rows(experiment: Experiment, storage: optuna.storages.BaseStora
                 "ablates": ([figures["ablates"]] if isinstance(figures.get("ablates"), str)
                             else list(figures.get("ablates", []))),
                 "retests": figures.get("retests"),
+                # false: a reading of a two-way choice with nothing between it and the
+                # faithful one; landing on the report's other side brackets nothing.
+                "brackets": figures.get("brackets", True),
                 "metric": metric,
                 "reduced": short,  # where the study's budget fell short of the stated one
                 "note": "; ".join(n for n in (
@@ -325,7 +328,9 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
     would explain (an ablation with a std of 16 points is "within" of anything).
     Status: ``within`` when a counted ablation lands within 2σ of the report,
     ``bracketed`` when one lands on the other side of the report (the report lies between
-    two readings of an unstated choice), ``contradicted`` when none does but the report's
+    two readings of an unstated choice) and may bracket (``brackets``, false for a reading
+    of a two-way choice with nothing between the two: which pairs a column scores),
+    ``contradicted`` when none does but the report's
     own retest of the configuration, reproduced, is within 2σ of its figure and lies
     from this row's report figure towards ours, by more than that retest's 2σ band (the
     report's two figures for one configuration disagree, and ours agrees with its
@@ -366,7 +371,8 @@ def gap_summary(rows: list[dict[str, Any]], companion_rows: list[dict[str, Any]]
         counted = [e for e in found if e["counts"] and not e["retest"]]
         if any(e["verdict"] == "within" for e in counted):
             status = "within"
-        elif any(e["verdict"] != row["verdict"] for e in counted):
+        elif any(e["verdict"] != row["verdict"] and e.get("brackets", True)
+                 for e in counted):
             status = "bracketed"
         elif any(e["retest"] and e["counts"] for e in found):
             status = "contradicted"
@@ -399,10 +405,15 @@ def _counts(evidence: dict[str, Any], row: dict[str, Any], gap: float) -> bool:
 
 def evidence_note(evidence: dict[str, Any]) -> str:
     """What a row of ``gap_summary``'s evidence is, where not a counted ablation: "" or
-    ", too noisy to count", ", the report's retest" (", not counted")."""
+    ", too noisy to count", ", the report's retest" (", not counted"), ", a two-way
+    choice: brackets nothing"."""
     if evidence["retest"]:
         return ", the report's retest" + ("" if evidence["counts"] else ", not counted")
-    return "" if evidence["counts"] else ", too noisy to count"
+    if not evidence["counts"]:
+        return ", too noisy to count"
+    if not evidence.get("brackets", True) and evidence["verdict"] != "within":
+        return ", a two-way choice: brackets nothing"
+    return ""
 
 
 def format_figure(mean: Optional[float], std: Optional[float]) -> str:

@@ -16,6 +16,7 @@ from pairsearch.experiments.chaining import stage_space
 from pairsearch.experiments.schema import reads_trials_of
 from pairsearch.experiments import (
     RunOptions,
+    evidence_note,
     experiment_from_dict,
     gap_summary,
     list_experiments,
@@ -62,6 +63,14 @@ def test_every_shipped_experiment_loads_full_and_quick():
     ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
                   "reported": {"m": {"mean": 90, "metric": "train"}}}]},
      r"reported row 'm': metric = 'train' \(valid: accuracy, train_accuracy, best_replica\)"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"m": {"mean": 90, "brackets": False}}}]},
+     r"reported row 'm': brackets = False must be true or false, on a row that ablates one"),
+    ({"stages": [{"name": "a", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"m": {"mean": 90}}},
+                 {"name": "b", "kind": "test", "variants": {"m": {"model": "mlp"}},
+                  "reported": {"m": {"mean": 90, "ablates": "a/m", "brackets": "no"}}}]},
+     r"reported row 'm': brackets = 'no' must be true or false"),
     ({"stages": [{"name": "a", "kind": "grid", "variants": {"m": {"model": "mlp"}},
                   "reported": {"best": {"mean": 90}, "model=mlp": {"mean": 90},
                                "n": {"mean": 90}}}]},
@@ -156,6 +165,29 @@ def test_companion_rows_never_change_a_faithful_rows_status():
     assert [(c["source"], c["row"]) for c in gaps["above"]["companions"]] == [
         ("x-improved", "a2")]
     assert all("counts" not in c for g in gaps.values() for c in g["companions"])
+
+
+def test_a_two_way_reading_explains_by_landing_and_brackets_nothing():
+    # Report 000's table I: test pairs (the faithful rows) or training pairs (its header).
+    # Nothing lies between the two readings, so one on the report's other side brackets
+    # nothing; the same reading landing within 2σ still explains the gap.
+    rows = [_row("test", "m", "below", mean=70.0), _row("test", "n", "below", mean=70.0),
+            _row("test", "o", "below", mean=70.0),
+            _row("train", "m", "above", ["test/m"], mean=99.0, brackets=False),
+            _row("train", "n", "within", ["test/n"], mean=80.5, brackets=False),
+            _row("train", "o", "above", ["test/o"], mean=99.0)]  # a setting: it brackets
+    gaps = {g["row"]: g for g in gap_summary(rows)}
+    assert gaps["m"]["status"] == "unexplained"
+    assert evidence_note(gaps["m"]["evidence"][0]) == ", a two-way choice: brackets nothing"
+    assert gaps["n"]["status"] == "within" and evidence_note(gaps["n"]["evidence"][0]) == ""
+    assert gaps["o"]["status"] == "bracketed"
+
+
+def test_report000_train_accuracy_rows_bracket_nothing():
+    experiment = load_experiment("report000")
+    stage = next(s for s in experiment.stages if s.name == "train-accuracy")
+    assert all(figures["brackets"] is False and figures["metric"] == "train_accuracy"
+               for figures in stage.get("reported").values())
 
 
 def test_a_gap_the_reports_own_retest_contradicts():
