@@ -824,31 +824,49 @@ def test_a_quick_table_judges_nothing_against_the_report(tmp_path, capsys):
     assert "below" in capsys.readouterr().out
 
 
-def test_report000_probs_linear_reading_runs_the_reports_grid_for_each_digit_loss_model():
+DIGIT_LOSS_ROWS = ["model_1_aux2", "model_1_ws_aux", "model_2_aux2", "model_2_ws_aux"]
+
+
+def test_report000_digit_loss_networks_compare_the_digits_probabilities():
+    # The faithful grid reads "some chosen probability distribution of the two digits":
+    # each digit's softmax into one Linear(20, 2), for the four digit-loss networks only.
     from pairsearch.models import count_parameters, create_model
 
     experiment = load_experiment("report000")
     stages = {s.name: s for s in experiment.stages}
-    grid, test = stages["grid-probs-linear"], stages["test-probs-linear"]
+    grid = stage_space(experiment, stages["grid"], None, {})
+    first = {k: v[0] for k, v in grid.params.items() if k != "variant"}
+    heads = {v: grid.config({**first, "variant": v}).model_options.get("head")
+             for v in grid.variants}
+    assert {v for v, head in heads.items() if head == "probs_linear"} == set(DIGIT_LOSS_ROWS)
+    assert {heads[v] for v in heads if v not in DIGIT_LOSS_ROWS} <= {None, "logits_linear"}
+    config = grid.config({**first, "variant": "model_1_ws_aux"})
+    assert count_parameters(create_model(config.model, **config.model_options)) == 20_820
+    reported = stages["test"].get("reported")
+    assert all("ablates" not in reported[v] for v in DIGIT_LOSS_ROWS)  # faithful rows
+    assert "probability distribution of the two digits" in str(stages["test"].get("description"))
+
+
+def test_report000_logits_reading_is_the_ablation_and_differs_only_in_the_head():
+    experiment = load_experiment("report000")
+    stages = {s.name: s for s in experiment.stages}
+    grid, test = stages["grid-logits-linear"], stages["test-logits-linear"]
     space = stage_space(experiment, grid, None, {})
     report_grid = stage_space(experiment, stages["grid"], None, {})
     searched = {k: v for k, v in space.params.items() if k != "variant"}
     assert searched == {k: v for k, v in report_grid.params.items() if k != "variant"}
     assert searched and grid.get("folds") == 5  # the report's own grid, for each model
-    assert sorted(space.variants) == ["model_1_aux2", "model_1_ws_aux", "model_2_aux2",
-                                      "model_2_ws_aux"]
+    assert sorted(space.variants) == DIGIT_LOSS_ROWS
     first = {k: v[0] for k, v in searched.items()}
     for variant in space.variants:
         config = space.config({**first, "variant": variant})
         faithful = report_grid.config({**first, "variant": variant})
+        assert faithful.model_options["head"] == "probs_linear"
         assert config.model == faithful.model and config.model_options == {
-            **faithful.model_options, "head": "probs_linear"}  # only the head differs
+            **faithful.model_options, "head": "logits_linear"}  # only the head differs
+        assert config.train == faithful.train
         assert test.get("reported")[variant]["ablates"] == f"test/{variant}"
-        if variant == "model_1_ws_aux":  # "(20'820 vs 337'216 parameters)"
-            model = create_model(config.model, **config.model_options)
-            assert count_parameters(model) == test.get("reported")[variant]["params"]
-    assert test.get("best_of") == "grid-probs-linear" and "activated by softmax" in str(
-        grid.get("description"))
+    assert test.get("best_of") == "grid-logits-linear"
 
 
 @pytest.mark.parametrize("stage_name, mirrored", [
