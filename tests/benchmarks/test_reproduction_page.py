@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import pathlib
 import subprocess
 import sys
@@ -108,4 +109,8 @@ def test_at_a_glance_reads_every_sections_summary_kept_or_rewritten(tmp_path):
     assert "| report003 | 3 | 0 | 3 | 0 | 1 | 2 | 0 |" in glance
     assert "| report004 | 1 | 0 | 1 | 0 | 1 | 0 | 0 |" in glance
     assert ("| all | **18** | **12** | **6** | **1** | **2** | **2** | **1** |") in glance
+    # Each row says when its section was generated: kept ones keep their rule's day.
+    today = datetime.date.today().isoformat()
+    assert f"| report001 | – | | | | | | | {today} |" in glance
+    assert "| report000 | 10 | 8 | 2 | 1 | 0 | 0 | 1 | – |" in glance  # no date in it
     assert page.read_text().count("## At a glance") == 1
